@@ -61,7 +61,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/pip \
     bash scripts/setup.sh \
-    && install -m 0755 deploy/docker/entrypoint.sh /usr/local/bin/s1serve-entrypoint
+    && install -m 0755 deploy/docker/entrypoint.sh /usr/local/bin/s1serve-entrypoint \
+    && install -m 0755 deploy/docker/ray-node.sh /usr/local/bin/s1serve-ray-node
 
 # Model weights, the Hugging Face cache and compile caches go to one volume, so a restarted
 # container does not download or compile again.
