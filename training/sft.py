@@ -1,0 +1,248 @@
+"""Supervised fine-tuning in an s1 thinking format, with FSDP2.
+
+    torchrun --nproc-per-node 8 -m training.sft --config training/recipes/s1.1-32b.toml
+
+The loss is the mean over every assistant-turn token of the global batch, whatever the
+number of ranks and micro-batches, so a recipe trains the same on any cluster shape.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import signal
+import sys
+import time
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.distributed.device_mesh import init_device_mesh
+from tqdm import tqdm
+from transformers import AutoTokenizer
+
+from training.checkpoint import Checkpointer
+from training.config import JobConfig, parse_args
+from training.data import IGNORE_INDEX, BatchPlan, build_dataset, load_records, micro_batches
+from training.export import write_hf_folder
+from training.metrics import MetricsLog, flops_per_token, peak_flops
+from training.model import build_meta_model, load_base_weights, materialize
+from training.parallelize import parallelize
+
+logger = logging.getLogger("training")
+
+
+def cosine_with_warmup(total_steps: int, warmup_ratio: float):
+    """Linear warmup then cosine decay to 0, stepped as in the s1 run (Hugging Face's schedule)."""
+    warmup = math.ceil(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    return factor
+
+
+def init_distributed() -> tuple[torch.device, int, int]:
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+        backend = "nccl"
+    else:
+        device = torch.device("cpu")
+        backend = "gloo"
+    dist.init_process_group(backend, timeout=timedelta(minutes=30))
+    return device, dist.get_rank(), dist.get_world_size()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(job: JobConfig) -> None:
+    device, rank, world = init_distributed()
+    out = Path(job.train.output_dir)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "job.json").write_text(json.dumps(job.to_dict(), indent=2))
+    seed_everything(job.train.seed + rank)
+    bf16 = job.train.mixed_precision == "bf16" or (job.train.mixed_precision == "auto" and device.type == "cuda")
+    mesh = init_device_mesh(device.type, (world,))
+
+    tokenizer = AutoTokenizer.from_pretrained(job.model.path)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+    data = build_dataset(tokenizer, load_records(job.data.dataset, job.data.split), job.data)
+    plan = BatchPlan(
+        num_examples=len(data.examples),
+        global_batch_size=job.train.global_batch_size,
+        micro_batch_size=job.train.micro_batch_size,
+        world_size=world,
+        seed=job.train.seed,
+    )
+    total_steps = job.train.max_steps or plan.steps_per_epoch * job.train.epochs
+    if rank == 0:
+        logger.info("data: %s (fingerprint %s)", data.summary(), data.fingerprint)
+        if data.truncated:
+            logger.warning("%d examples were truncated to %d tokens; --drop-long drops them", data.truncated,
+                           job.data.block_size)  # fmt: skip
+        logger.info(
+            "%d steps: %d epochs x %d steps, global batch %d = %d ranks x %d micro-batches x %d",
+            total_steps, job.train.epochs, plan.steps_per_epoch, plan.global_batch_size, world, plan.micro_steps,
+            plan.micro_batch_size,
+        )  # fmt: skip
+
+    model = build_meta_model(job.model.path, job.model.attn_implementation)
+    config = model.config
+    matmul_params = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
+    if getattr(config, "tie_word_embeddings", False):
+        matmul_params += model.get_input_embeddings().weight.numel()
+    parallelize(
+        model,
+        mesh,
+        param_dtype=torch.bfloat16 if bf16 else None,
+        activation_checkpointing=job.train.activation_checkpointing,
+        cpu_offload=job.train.cpu_offload,
+    )
+    materialize(model, torch.device("cpu") if job.train.cpu_offload else device)
+    load_base_weights(model, job.model.path)
+    model.train()
+
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=job.optim.lr,
+        betas=(job.optim.beta1, job.optim.beta2),
+        weight_decay=job.optim.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(total_steps, job.optim.warmup_ratio))
+
+    checkpointer = Checkpointer(out / "checkpoints", job.checkpoint.keep_last)
+    checkpointer.clean_partial()
+    start_step = 0
+    latest = checkpointer.latest() if job.checkpoint.resume else None
+    if latest is not None:
+        trainer_state = checkpointer.load(latest, model, optimizer, scheduler)
+        if trainer_state["data_fingerprint"] != data.fingerprint:
+            raise RuntimeError(f"{latest} was trained on different data (fingerprint mismatch); refusing to resume")
+        start_step = trainer_state["step"]
+        if rank == 0:
+            logger.info("resumed from %s at step %d", latest, start_step)
+    elif job.checkpoint.resume and rank == 0:
+        logger.info("no checkpoint in %s; starting from the base model", checkpointer.root)
+    metrics = MetricsLog(out / "metrics.jsonl", resume_step=start_step) if rank == 0 else None
+
+    peak = peak_flops(device) if bf16 else None
+    bar = tqdm(total=total_steps, initial=start_step, disable=rank != 0 or not job.train.progress, dynamic_ncols=True)
+    max_norm = job.optim.max_grad_norm if job.optim.max_grad_norm > 0 else float("inf")
+    for step in range(start_step + 1, total_steps + 1):
+        started = time.perf_counter()
+        batches = list(micro_batches(data, plan, step - 1, rank, pad_id))
+        counts = torch.tensor(
+            [sum(b.num_label_tokens for b in batches), sum(b.input_ids.numel() for b in batches)], dtype=torch.float64
+        )
+        dist.all_reduce(counts)
+        label_tokens, input_tokens = counts.tolist()
+        loss_sum = torch.zeros((), device=device, dtype=torch.float32)
+        for batch in batches:
+            mask = batch.attention_mask.to(device) if batch.attention_mask is not None else None
+            logits = model(input_ids=batch.input_ids.to(device), attention_mask=mask).logits
+            labels = batch.labels.to(device)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+            )
+            # FSDP averages gradients over ranks; scale so the result is the global per-token mean.
+            (loss * world / label_tokens).backward()
+            loss_sum += loss.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        if hasattr(grad_norm, "full_tensor"):
+            grad_norm = grad_norm.full_tensor()
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        dist.all_reduce(loss_sum)
+        loss_value = loss_sum.item() / label_tokens
+        elapsed = time.perf_counter() - started
+
+        row = {
+            "step": step,
+            "epoch": (step - 1) / plan.steps_per_epoch,
+            "loss": loss_value,
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+            "label_tokens": int(label_tokens),
+            "tokens_per_s": input_tokens / elapsed,
+            "step_time_s": elapsed,
+        }
+        if peak:
+            seq_len = input_tokens / max(1, plan.global_batch_size)
+            row["mfu"] = flops_per_token(config, matmul_params, seq_len) * input_tokens / elapsed / (peak * world)
+        if rank == 0:
+            assert metrics is not None
+            metrics.write(row)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
+            if step % job.train.log_every == 0 or step == total_steps:
+                line = (
+                    f"step {step}/{total_steps} | loss {loss_value:.4f} | lr {lr:.3e} | grad_norm {row['grad_norm']:.3f}"
+                    f" | tokens/s {row['tokens_per_s']:.0f}"
+                )
+                if "mfu" in row:
+                    line += f" | mfu {100 * row['mfu']:.1f}%"
+                bar.write(line) if not bar.disable else logger.info(line)
+
+        every = job.checkpoint.checkpoint_every
+        if every > 0 and (step % every == 0 or step == total_steps):
+            trainer_state = {
+                "data_fingerprint": data.fingerprint,
+                "epoch": (step - 1) // plan.steps_per_epoch,
+                "examples_seen": min(step, total_steps) * plan.global_batch_size,
+                "world_size": world,
+                "base_model": job.model.path,
+                "thinking_format": job.data.thinking_format,
+                "job": asdict(job),
+            }
+            path = checkpointer.save(step, model, optimizer, scheduler, trainer_state)
+            if rank == 0:
+                bar.write(f"checkpoint: {path}") if not bar.disable else logger.info("checkpoint: %s", path)
+        if step == job.train.debug_sigkill_after_step:
+            dist.barrier()
+            os.kill(os.getpid(), signal.SIGKILL)
+    bar.close()
+
+    if job.checkpoint.export:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        export_dir = job.checkpoint.export_dir or str(out / "final")
+        full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if rank == 0:
+            write_hf_folder(
+                full,
+                base=job.model.path,
+                out=export_dir,
+                thinking_format=job.data.thinking_format,
+                dtype=job.checkpoint.export_dtype,
+            )
+            logger.info("exported to %s (thinking format %s)", export_dir, job.data.thinking_format)
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
+    job = parse_args(argv)
+    train(job)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
