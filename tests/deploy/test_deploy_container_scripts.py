@@ -165,7 +165,7 @@ def ray_fakes(fake_path, tmp_path):
     counter = tmp_path / "nodes"
     counter.write_text("0")
     python = bin_dir / "python"
-    python.write_text(f'#!/bin/sh\nn=$(cat {counter}); n=$((n + 1)); echo $n > {counter}; echo $n\n')
+    python.write_text(f"#!/bin/sh\nn=$(cat {counter}); n=$((n + 1)); echo $n > {counter}; echo $n\n")
     python.chmod(0o755)
     return env
 
@@ -204,7 +204,9 @@ def test_ray_worker_joins_the_leader(ray_fakes, tmp_path):
     ]
 
 
-@pytest.mark.parametrize("role,missing", [("leader", "RAY_CLUSTER_SIZE"), ("worker", "RAY_HEAD_ADDRESS"), ("", "usage")])
+@pytest.mark.parametrize(
+    "role,missing", [("leader", "RAY_CLUSTER_SIZE"), ("worker", "RAY_HEAD_ADDRESS"), ("", "usage")]
+)
 def test_ray_node_rejects_missing_configuration(ray_fakes, tmp_path, role, missing):
     result = run(["sh", str(SCRIPTS / "ray-node.sh"), *([role] if role else [])], env=ray_fakes())
     assert result.returncode == 2
