@@ -136,10 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
             kind = _field_type(section, f.name)
             if kind is bool:
                 group.add_argument(
-                    _flag(section_name, f.name), dest=f"{section_name}.{f.name}", action=argparse.BooleanOptionalAction, default=None
+                    _flag(section_name, f.name),
+                    dest=f"{section_name}.{f.name}",
+                    action=argparse.BooleanOptionalAction,
+                    default=None,
                 )
             else:
-                group.add_argument(_flag(section_name, f.name), dest=f"{section_name}.{f.name}", type=kind, default=None)
+                group.add_argument(
+                    _flag(section_name, f.name), dest=f"{section_name}.{f.name}", type=kind, default=None
+                )
     return parser
 
 

@@ -20,7 +20,6 @@ from torch import nn
 from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 
-
 _AC_PREFIX = "_checkpoint_wrapped_module."
 
 
@@ -39,6 +38,21 @@ def parameters_on_meta() -> Iterator[None]:
         yield
     finally:
         nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
+def resolve_model_path(path: str) -> str:
+    """A local folder for `path`; a hub id is downloaded once per node (local rank 0) into the HF cache."""
+    if Path(path).is_dir():
+        return path
+    import os
+
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt", "*.tiktoken"]
+    if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+        snapshot_download(path, allow_patterns=patterns)
+    dist.barrier()
+    return snapshot_download(path, allow_patterns=patterns, local_files_only=True)
 
 
 def load_config(path: str) -> PretrainedConfig:

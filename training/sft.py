@@ -32,7 +32,7 @@ from training.config import JobConfig, parse_args
 from training.data import IGNORE_INDEX, BatchPlan, build_dataset, load_records, micro_batches
 from training.export import write_hf_folder
 from training.metrics import MetricsLog, flops_per_token, peak_flops
-from training.model import build_meta_model, load_base_weights, materialize
+from training.model import build_meta_model, load_base_weights, materialize, resolve_model_path
 from training.parallelize import parallelize
 
 logger = logging.getLogger("training")
@@ -79,6 +79,7 @@ def train(job: JobConfig) -> None:
     bf16 = job.train.mixed_precision == "bf16" or (job.train.mixed_precision == "auto" and device.type == "cuda")
     mesh = init_device_mesh(device.type, (world,))
 
+    job.model.path = resolve_model_path(job.model.path)
     tokenizer = AutoTokenizer.from_pretrained(job.model.path)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
     data = build_dataset(tokenizer, load_records(job.data.dataset, job.data.split), job.data)
@@ -193,8 +194,8 @@ def train(job: JobConfig) -> None:
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}")
             if step % job.train.log_every == 0 or step == total_steps:
                 line = (
-                    f"step {step}/{total_steps} | loss {loss_value:.4f} | lr {lr:.3e} | grad_norm {row['grad_norm']:.3f}"
-                    f" | tokens/s {row['tokens_per_s']:.0f}"
+                    f"step {step}/{total_steps} | loss {loss_value:.4f} | lr {lr:.3e}"
+                    f" | grad_norm {row['grad_norm']:.3f} | tokens/s {row['tokens_per_s']:.0f}"
                 )
                 if "mfu" in row:
                     line += f" | mfu {100 * row['mfu']:.1f}%"
