@@ -246,7 +246,8 @@ class ThinkingController:
         inserts: list[Insertion] = []
         if forced:
             # s1: a newline unless the thinking already ends in one, the delimiter, a separator.
-            lead = () if not self.thinking_ids or ends_with_newline(self.codec.decode, self.thinking_ids) else t.newline_ids
+            bare = self.thinking_ids and not ends_with_newline(self.codec.decode, self.thinking_ids)
+            lead = t.newline_ids if bare else ()
             inserts.append(Insertion(lead + t.end_ids + t.end_sep_ids, "", "delimiter", None))
             if self._final_ids:
                 inserts.append(Insertion(self._final_ids, self.spec.final_answer_text, "final_answer", "answer"))

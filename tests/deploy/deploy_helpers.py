@@ -22,7 +22,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
-INSTALL_HINT = "install the deploy test tools with: bash deploy/ci-tools.sh"
+INSTALL_HINT = "install the deploy test tools (the dev extra) with: bash scripts/setup.sh"
 
 # Kustomizations that `kubectl apply -k` is meant for (the base is built too: it must stand alone).
 SERVING_KUSTOMIZATIONS = ["base", "overlays/single-gpu", "overlays/tp2", "overlays/multinode"]

@@ -1,0 +1,161 @@
+"""POST /v1/completions: raw text in, raw text out.
+
+With a budget, `text` is the whole continuation as the model saw it: thinking, delimiters,
+inserted text and answer. The `thinking` report per choice says how the budget applied.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from server.budget_policy import resolve_budget
+from server.dependencies import accepting, api_key_name, get_state
+from server.engine_loop import Delta, TokenLogprob
+from server.protocol import CompletionRequest
+from server.routers.streaming import sse, tracked_stream
+from server.serving import RequestTracker, build_plan, check_model, new_request_id, usage_block
+from server.state import ServerState
+
+router = APIRouter()
+
+
+def completion_logprobs(entries: list[TokenLogprob] | None, offset: int) -> dict[str, Any] | None:
+    if entries is None:
+        return None
+    offsets, at = [], offset
+    for e in entries:
+        offsets.append(at)
+        at += len(e.token)
+    return {
+        "tokens": [e.token for e in entries],
+        "token_logprobs": [e.logprob for e in entries],
+        "top_logprobs": [dict(e.top) for e in entries],
+        "text_offset": offsets,
+    }
+
+
+@router.post("/v1/completions", dependencies=[Depends(accepting)])
+async def create_completion(
+    request: CompletionRequest, state: ServerState = Depends(get_state), key: str = Depends(api_key_name)
+) -> Any:
+    check_model(state, request.model)
+    spec = resolve_budget(request, state.config.efforts)
+    if isinstance(request.prompt, str):
+        prompt_ids = state.tokenizer.encode(request.prompt)
+        opened = request.prompt.rstrip().endswith(state.config.thinking_format.start)
+    else:
+        prompt_ids = list(request.prompt)
+        opened = False
+    request_id = new_request_id("cmpl")
+    plan = build_plan(
+        state,
+        request,
+        request_id=request_id,
+        prompt_ids=prompt_ids,
+        opened=opened,
+        spec=spec,
+        output_limit=request.output_limit,
+        limit_field="max_tokens",
+        num_logprobs=request.num_logprobs,
+        split_reasoning=False,
+    )
+    tracker = RequestTracker(state, key, "completions", request_id)
+    tracker.plan = plan
+    created = int(time.time())
+    model = state.config.served_model_name
+    deltas = state.loop.stream(plan)
+    offsets = [0] * plan.n
+
+    def shaped(d: Delta) -> tuple[str, dict[str, Any] | None]:
+        lp = completion_logprobs(d.logprobs, offsets[d.index])
+        offsets[d.index] += len(d.text)
+        return d.text, lp
+
+    if request.stream:
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        head = json.dumps({"id": request_id, "object": "text_completion", "created": created, "model": model})[:-1]
+
+        def chunk(choice: dict[str, Any]) -> str:
+            return f'data: {head},"choices":[{json.dumps(choice, ensure_ascii=False)}]}}\n\n'
+
+        def render(d: Delta) -> list[str]:
+            if d.final:
+                r = plan.results[d.index]
+                return [
+                    chunk(
+                        {
+                            "index": d.index,
+                            "text": "",
+                            "logprobs": None,
+                            "finish_reason": r.finish_reason,
+                            "thinking": r.report.public(),
+                        }
+                    )
+                ]
+            text, lp = shaped(d)
+            if not text and lp is None:
+                return []
+            return [chunk({"index": d.index, "text": text, "logprobs": lp, "finish_reason": None})]
+
+        def tail() -> list[str]:
+            if not include_usage:
+                return []
+            return [
+                sse(
+                    {
+                        "id": request_id,
+                        "object": "text_completion",
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": usage_block(plan),
+                    }
+                )
+            ]
+
+        return StreamingResponse(tracked_stream(deltas, tracker, render, tail), media_type="text/event-stream")
+
+    texts = [""] * plan.n
+    merged: list[dict[str, Any] | None] = [None] * plan.n
+    try:
+        async for d in deltas:
+            tracker.generating()
+            text, lp = shaped(d)
+            texts[d.index] += text
+            if lp is not None:
+                if merged[d.index] is None:
+                    merged[d.index] = lp
+                else:
+                    for k in lp:
+                        merged[d.index][k].extend(lp[k])
+    except BaseException as e:
+        tracker.finish(500 if isinstance(e, Exception) else 499, f"{type(e).__name__}: {e}")
+        raise
+    tracker.finish(200)
+    if request.num_logprobs is not None:
+        merged = [m or {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []} for m in merged]
+    choices = [
+        {
+            "index": r.index,
+            "text": texts[r.index],
+            "logprobs": merged[r.index],
+            "finish_reason": r.finish_reason,
+            "thinking": r.report.public(),
+        }
+        for r in plan.results
+    ]
+    return JSONResponse(
+        {
+            "id": request_id,
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": choices,
+            "usage": usage_block(plan),
+        }
+    )

@@ -1,0 +1,68 @@
+"""Pieces shared by the chat and completions routers: delta shaping, SSE, error capture."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from server.engine_loop import Delta, GenerationPlan
+from server.serving import RequestTracker, usage_block
+
+
+class AnswerTrim:
+    """Drops whitespace between the thinking segment and the answer, per choice.
+
+    Applied to both streamed and collected output, so streamed deltas always concatenate to
+    the non-streamed message.
+    """
+
+    def __init__(self, n: int, active: bool) -> None:
+        self._pending = [active] * n
+
+    def __call__(self, index: int, text: str) -> str:
+        if self._pending[index]:
+            text = text.lstrip()
+            if text:
+                self._pending[index] = False
+        return text
+
+
+def sse(data: dict[str, Any] | str) -> str:
+    body = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"data: {body}\n\n"
+
+
+async def tracked_stream(
+    deltas: AsyncIterator[Delta],
+    tracker: RequestTracker,
+    render: Callable[[Delta], list[str]],
+    tail: Callable[[], list[str]],
+) -> AsyncIterator[str]:
+    """Run a stream to its end, turning each delta into SSE events and recording the outcome."""
+    status = 200
+    error: str | None = None
+    try:
+        async for delta in deltas:
+            tracker.generating()
+            for event in render(delta):
+                yield event
+        for event in tail():
+            yield event
+        yield "data: [DONE]\n\n"
+    except Exception as e:  # an engine failure mid-stream: tell the client in-band
+        status, error = 500, f"{type(e).__name__}: {e}"
+        yield sse(
+            {"error": {"message": f"generation failed: {error}", "type": "server_error", "param": None, "code": None}}
+        )
+        yield "data: [DONE]\n\n"
+    finally:
+        tracker.finish(status if status != 200 or _complete(tracker.plan) else 499, error)
+
+
+def _complete(plan: GenerationPlan | None) -> bool:
+    return plan is not None and all(r.finish_reason is not None for r in plan.results)
+
+
+def usage_if(plan: GenerationPlan, include: bool) -> dict[str, Any] | None:
+    return usage_block(plan) if include else None
