@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,8 +35,8 @@ def _env() -> dict[str, str]:
     return env
 
 
-def torchrun(args: list[str], *, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+def torchrun(args: list[str], *, check: bool = True, nproc: int = 2) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
     proc = subprocess.run(
         [*cmd, "-m", "training.sft", *args], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300
     )
@@ -112,6 +113,11 @@ def test_sigkill_then_resume_reproduces_the_losses(setup: dict[str, Path], full_
     assert checkpoints(run) == ["step-00000003"]  # steps 4 and 5 are lost
     assert not (run / "final").exists()
 
+    # A copy resumes on one process: the sharded checkpoint reshards, and the loss does not
+    # depend on the number of ranks.
+    single = setup["root"] / "killed-single"
+    shutil.copytree(run, single)
+
     resumed = torchrun([*args, "--resume"])
     assert "resumed from" in resumed.stdout and "at step 3" in resumed.stdout
     expected = [r["loss"] for r in metrics(full_run)]
@@ -119,6 +125,10 @@ def test_sigkill_then_resume_reproduces_the_losses(setup: dict[str, Path], full_
     assert [r["step"] for r in metrics(run)] == list(range(1, STEPS + 1))
     assert got == pytest.approx(expected, rel=1e-5, abs=1e-6)
     assert [r["lr"] for r in metrics(run)] == pytest.approx([r["lr"] for r in metrics(full_run)])
+    args[args.index("--output-dir") + 1] = str(single)
+    torchrun([*args, "--resume", "--no-export"], nproc=1)
+    assert [r["loss"] for r in metrics(single)] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
     a, b = load_file(full_run / "final" / "model.safetensors"), load_file(run / "final" / "model.safetensors")
     assert a.keys() == b.keys()
     for name in a:
