@@ -15,6 +15,7 @@ import os
 import random
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -129,5 +130,7 @@ def load_model_state(path: Path) -> dict[str, torch.Tensor]:
     for key, meta in metadata.state_dict_metadata.items():
         if key.startswith("model.") and isinstance(meta, dcp.TensorStorageMetadata):
             model[key[len("model.") :]] = torch.empty(meta.size, dtype=meta.properties.dtype)
-    dcp.load({"model": model}, checkpoint_id=str(path), no_dist=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        dcp.load({"model": model}, checkpoint_id=str(path), no_dist=True)
     return model

@@ -250,6 +250,11 @@ class BatchPlan:
         order = self.epoch_order(epoch)
         return order[index * self.global_batch_size : (index + 1) * self.global_batch_size]
 
+    def examples_seen(self, steps: int) -> int:
+        """Examples consumed by the first `steps` steps (the data position)."""
+        epochs, index = divmod(steps, self.steps_per_epoch)
+        return epochs * self.num_examples + min(index * self.global_batch_size, self.num_examples)
+
     def rank_micro_batches(self, step: int, rank: int) -> list[list[int]]:
         """This rank's examples for `step`, as micro_steps lists (empty lists where the batch ran out)."""
         mine = self.global_batch(step)[rank :: self.world_size]

@@ -56,7 +56,8 @@ def init_distributed() -> tuple[torch.device, int, int]:
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-        backend = "nccl"
+        # gloo serves collectives on CPU tensors (CPU-offloaded gradients' norm).
+        backend = "cuda:nccl,cpu:gloo"
     else:
         device = torch.device("cpu")
         backend = "gloo"
@@ -148,7 +149,9 @@ def train(job: JobConfig) -> None:
         started = time.perf_counter()
         batches = list(micro_batches(data, plan, step - 1, rank, pad_id))
         counts = torch.tensor(
-            [sum(b.num_label_tokens for b in batches), sum(b.input_ids.numel() for b in batches)], dtype=torch.float64
+            [sum(b.num_label_tokens for b in batches), sum(b.input_ids.numel() for b in batches)],
+            dtype=torch.float64,
+            device=device,
         )
         dist.all_reduce(counts)
         label_tokens, input_tokens = counts.tolist()
@@ -206,7 +209,7 @@ def train(job: JobConfig) -> None:
             trainer_state = {
                 "data_fingerprint": data.fingerprint,
                 "epoch": (step - 1) // plan.steps_per_epoch,
-                "examples_seen": min(step, total_steps) * plan.global_batch_size,
+                "examples_seen": plan.examples_seen(step),
                 "world_size": world,
                 "base_model": job.model.path,
                 "thinking_format": job.data.thinking_format,

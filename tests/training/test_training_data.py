@@ -144,6 +144,7 @@ def test_batch_plan_visits_every_example_once_per_epoch(n: int, batch: int, micr
                 assert all(len(mb) <= micro for mb in mbs)
                 seen += [i for mb in mbs for i in mb]
         assert sorted(seen) == list(range(n))
+        assert plan.examples_seen((epoch + 1) * plan.steps_per_epoch) == (epoch + 1) * n
     assert plan.global_batch(5) == BatchPlan(n, batch, micro, world, seed=3).global_batch(5)
     if n == 1000:
         assert plan.steps_per_epoch * 5 == 315  # the s1 run's step count
