@@ -65,6 +65,14 @@ def init_distributed() -> tuple[torch.device, int, int]:
     return device, dist.get_rank(), dist.get_world_size()
 
 
+def _log(bar: tqdm, line: str) -> None:
+    """Log lines go above the progress bar when there is one."""
+    if bar.disable:
+        logger.info(line)
+    else:
+        bar.write(line)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -95,13 +103,12 @@ def train(job: JobConfig) -> None:
     if rank == 0:
         logger.info("data: %s (fingerprint %s)", data.summary(), data.fingerprint)
         if data.truncated:
-            logger.warning("%d examples were truncated to %d tokens; --drop-long drops them", data.truncated,
-                           job.data.block_size)  # fmt: skip
+            limit = job.data.block_size
+            logger.warning("%d examples truncated to %d tokens; --drop-long drops them", data.truncated, limit)
         logger.info(
-            "%d steps: %d epochs x %d steps, global batch %d = %d ranks x %d micro-batches x %d",
-            total_steps, job.train.epochs, plan.steps_per_epoch, plan.global_batch_size, world, plan.micro_steps,
-            plan.micro_batch_size,
-        )  # fmt: skip
+            f"{total_steps} steps: {job.train.epochs} epochs x {plan.steps_per_epoch} steps, global batch "
+            f"{plan.global_batch_size} = {world} ranks x {plan.micro_steps} micro-batches x {plan.micro_batch_size}"
+        )
 
     model = build_meta_model(job.model.path, job.model.attn_implementation)
     config = model.config
@@ -202,7 +209,7 @@ def train(job: JobConfig) -> None:
                 )
                 if "mfu" in row:
                     line += f" | mfu {100 * row['mfu']:.1f}%"
-                bar.write(line) if not bar.disable else logger.info(line)
+                _log(bar, line)
 
         every = job.checkpoint.checkpoint_every
         if every > 0 and (step % every == 0 or step == total_steps):
@@ -217,7 +224,7 @@ def train(job: JobConfig) -> None:
             }
             path = checkpointer.save(step, model, optimizer, scheduler, trainer_state)
             if rank == 0:
-                bar.write(f"checkpoint: {path}") if not bar.disable else logger.info("checkpoint: %s", path)
+                _log(bar, f"checkpoint: {path}")
         if step == job.train.debug_sigkill_after_step:
             dist.barrier()
             os.kill(os.getpid(), signal.SIGKILL)
