@@ -143,7 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
                 )
             else:
                 group.add_argument(
-                    _flag(section_name, f.name), dest=f"{section_name}.{f.name}", type=kind, default=None
+                    _flag(section_name, f.name),
+                    dest=f"{section_name}.{f.name}",
+                    type=kind,
+                    default=None,
+                    metavar=f.name.upper(),
                 )
     return parser
 
