@@ -76,6 +76,7 @@ class SamplingFields(BudgetFields):
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
     user: StrictStr | None = None
+    return_token_ids: StrictBool = False  # vLLM's extension: token ids of prompt and choices
 
     @property
     def stop_list(self) -> list[str]:

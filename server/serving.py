@@ -6,6 +6,7 @@ metrics. Chat and completions differ only in how they build the prompt and shape
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -64,6 +65,9 @@ def build_plan(
             param=limit_field,
         )
     if spec is not None:
+        if request.reasoning_effort is not None and spec.max_tokens is not None:
+            # The user picked a level, not a number: fit the server's cap into the context.
+            spec = dataclasses.replace(spec, max_tokens=min(spec.max_tokens, context_left))
         spec.check_context(context_left)
     params: dict[str, Any] = {}
     for key in (

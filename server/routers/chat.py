@@ -14,7 +14,7 @@ from server.dependencies import accepting, api_key_name, get_state
 from server.engine_loop import Delta, TokenLogprob
 from server.errors import APIError
 from server.protocol import ChatCompletionRequest
-from server.routers.streaming import AnswerTrim, sse, tracked_stream
+from server.routers.streaming import AnswerTrim, sse, tracked_stream, with_token_ids
 from server.serving import RequestTracker, build_plan, check_model, new_request_id, usage_block
 from server.state import ServerState
 
@@ -197,4 +197,4 @@ async def create_chat_completion(
         "choices": choices,
         "usage": usage_block(plan),
     }
-    return JSONResponse(body)
+    return JSONResponse(with_token_ids(body, plan, request.return_token_ids))

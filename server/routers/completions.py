@@ -17,7 +17,7 @@ from server.budget_policy import resolve_budget
 from server.dependencies import accepting, api_key_name, get_state
 from server.engine_loop import Delta, TokenLogprob
 from server.protocol import CompletionRequest
-from server.routers.streaming import sse, tracked_stream
+from server.routers.streaming import sse, tracked_stream, with_token_ids
 from server.serving import RequestTracker, build_plan, check_model, new_request_id, usage_block
 from server.state import ServerState
 
@@ -149,13 +149,12 @@ async def create_completion(
         }
         for r in plan.results
     ]
-    return JSONResponse(
-        {
-            "id": request_id,
-            "object": "text_completion",
-            "created": created,
-            "model": model,
-            "choices": choices,
-            "usage": usage_block(plan),
-        }
-    )
+    body = {
+        "id": request_id,
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": usage_block(plan),
+    }
+    return JSONResponse(with_token_ids(body, plan, request.return_token_ids))

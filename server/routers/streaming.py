@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from server.engine_loop import Delta, GenerationPlan
-from server.serving import RequestTracker, usage_block
+from server.serving import RequestTracker
 
 
 class AnswerTrim:
@@ -64,5 +64,10 @@ def _complete(plan: GenerationPlan | None) -> bool:
     return plan is not None and all(r.finish_reason is not None for r in plan.results)
 
 
-def usage_if(plan: GenerationPlan, include: bool) -> dict[str, Any] | None:
-    return usage_block(plan) if include else None
+def with_token_ids(body: dict[str, Any], plan: GenerationPlan, wanted: bool) -> dict[str, Any]:
+    """vLLM's `return_token_ids`: the prompt's ids and each choice's completion ids."""
+    if wanted:
+        body["prompt_token_ids"] = plan.prompt_ids
+        for choice, result in zip(body["choices"], plan.results, strict=True):
+            choice["token_ids"] = result.token_ids
+    return body
