@@ -192,7 +192,16 @@ def test_tied_embeddings_think_format_checkpointing_and_micro_batches(setup: dic
 def _vllm_greedy(export: str, prompt_ids: list[int], n: int) -> list[int]:
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=export, gpu_memory_utilization=0.3, max_model_len=512, enforce_eager=True, dtype="float32")
+    # A small fixed KV cache: the CPU backend would otherwise reserve 30% of host memory, which fails
+    # when another engine runs on the machine.
+    llm = LLM(
+        model=export,
+        gpu_memory_utilization=0.3,
+        kv_cache_memory_bytes=256 * 2**20,
+        max_model_len=512,
+        enforce_eager=True,
+        dtype="float32",
+    )
     out = llm.generate([{"prompt_token_ids": prompt_ids}], SamplingParams(max_tokens=n, temperature=0.0))
     return list(out[0].outputs[0].token_ids)
 
