@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import openai
 import pytest
+from transformers import AutoTokenizer
 
 from tests.integration.server_process import ServerProcess
 
@@ -194,13 +197,14 @@ def test_completions_endpoint_with_budget(tiny: openai.OpenAI) -> None:
     assert streamed == choice["text"]
 
 
-def test_logprobs_cover_the_answer_tokens(tiny: openai.OpenAI) -> None:
+def test_logprobs_cover_the_generated_answer_tokens(tiny: openai.OpenAI, tiny_model: Path) -> None:
     r = chat(tiny, max_tokens=40, logprobs=True, top_logprobs=3, extra_body={"thinking_budget": 5})
     entries = r.choices[0].logprobs.content
     assert entries and all(len(e.top_logprobs) == 3 for e in entries)
-    assert all(e.logprob <= 0 for e in entries)
+    assert all(e.logprob <= 0 and e.logprob >= e.top_logprobs[-1].logprob for e in entries)
     # Generated answer tokens only: the inserted "Final Answer:" has no logprobs.
-    assert "".join(e.token for e in entries) == r.choices[0].message.content.removeprefix("Final Answer:")
+    inserted = len(AutoTokenizer.from_pretrained(tiny_model).encode("Final Answer:", add_special_tokens=False))
+    assert len(entries) == r.model_dump()["choices"][0]["thinking"]["answer_tokens"] - inserted
 
 
 BAD_REQUESTS = [
@@ -232,7 +236,13 @@ def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(
     assert error["type"] == "invalid_request_error"
     ok = httpx.post(
         f"{tiny_server.base_url}/v1/chat/completions",
-        json={"model": "tiny", "messages": MESSAGES, "max_tokens": 5, "thinking_budget": 3},
+        json={
+            "model": "tiny",
+            "messages": MESSAGES,
+            "max_tokens": 5,
+            "temperature": 0,
+            "thinking_budget": {"max_tokens": 3, "min_tokens": 3, "wait_text": ""},
+        },
         timeout=60,
     )
     assert ok.status_code == 200 and ok.json()["choices"][0]["thinking"]["thinking_tokens"] == 3
