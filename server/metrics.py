@@ -7,15 +7,32 @@ bounded whatever users send.
 
 from __future__ import annotations
 
+import contextvars
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from budget.controller import ThinkingReport
+
+logger = logging.getLogger("s1serve.requests")
 
 TOKEN_BUCKETS = (0, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 WAIT_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 16)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640)
 TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5)
 FINISH_REASONS = {"stop", "length", "abort", "error"}
+SEGMENTS = ("thinking", "answer")
+INSERT_KINDS = ("wait", "final_answer", "delimiter")
+FORCING_EVENTS = ("forced_end", "wait_inserted", "min_suppressed")
+# Paths counted in s1serve_requests_total, and their `endpoint` label.
+ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions", "/v1/models": "models"}
+NO_KEY = "none"
 
 
 class Metrics:
@@ -81,6 +98,32 @@ class Metrics:
         self.waiting = Gauge(
             "s1serve_requests_waiting", "Requests accepted but not yet generating.", ["model"], registry=r
         )
+        self._keys_seen: set[str] = set()
+        self._init_key(NO_KEY)
+        self.running.labels(model)
+        self.waiting.labels(model)
+
+    def _init_key(self, key: str) -> None:
+        """Create every closed-set series of a key at 0, so rate() sees the first increment."""
+        if key in self._keys_seen:
+            return
+        self._keys_seen.add(key)
+        m = self.model
+        self.prompt_tokens.labels(m, key)
+        for segment in SEGMENTS:
+            self.generated_tokens.labels(m, key, segment)
+        for kind in INSERT_KINDS:
+            self.inserted_tokens.labels(m, key, kind)
+        for event in FORCING_EVENTS:
+            self.forcing_events.labels(m, key, event)
+
+    def tracker_started(self) -> None:
+        """A request reached generation: its tracker, not RequestCounter, records its outcome."""
+        scope = _current.get()
+        if scope is not None:
+            scope["tracked"] = True
+        self.running.labels(self.model).inc()
+        self.waiting.labels(self.model).inc()
 
     def observe_choice(
         self,
@@ -94,6 +137,7 @@ class Metrics:
         output_tokens: int,
     ) -> None:
         m, k = self.model, key
+        self._init_key(k)
         self.generated_tokens.labels(m, k, "thinking").inc(report.generated_thinking_tokens)
         self.generated_tokens.labels(m, k, "answer").inc(report.generated_answer_tokens)
         for kind, count in report.inserted.items():
@@ -117,6 +161,96 @@ class Metrics:
 
     def observe_request(self, key: str, endpoint: str, status: int, finish_reason: str, latency: float | None) -> None:
         reason = finish_reason if finish_reason in FINISH_REASONS else "none"
+        self._init_key(key)
         self.requests.labels(self.model, key, endpoint, str(status), reason).inc()
         if latency is not None:
             self.latency.labels(self.model, key).observe(latency)
+
+
+# The per-request record RequestCounter shares with the code that handles the request.
+_current: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("s1serve_request", default=None)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+
+def key_label(api_keys: dict[str, str], headers: list[tuple[bytes, bytes]]) -> str:
+    """The configured name of the request's key, or 'none' (no keys configured, or no valid key)."""
+    if not api_keys:
+        return NO_KEY
+    header = next((v.decode("latin-1") for k, v in headers if k.lower() == b"authorization"), "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer":
+        for secret, name in api_keys.items():
+            if hmac.compare_digest(token.strip().encode(), secret.encode()):
+                return name
+    return NO_KEY
+
+
+class RequestCounter:
+    """ASGI middleware: counts API requests that end before generation (4xx, draining 503, ...).
+
+    Requests that reach generation are recorded by their RequestTracker (tokens, latency, the
+    log line); this layer records the others in s1serve_requests_total and, for the generation
+    endpoints, writes their request log line. Install it with ``app.add_middleware(RequestCounter)``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
+        endpoint = ENDPOINTS.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        record: dict[str, Any] = {"tracked": False, "status": None, "body": b""}
+        start = time.monotonic()
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                record["status"] = message["status"]
+            elif message["type"] == "http.response.body" and (record["status"] or 0) >= 400:
+                record["body"] = (record["body"] + message.get("body", b""))[:4096]
+            await send(message)
+
+        token = _current.set(record)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            _current.reset(token)
+            if not record["tracked"]:
+                self._record(scope, endpoint, record, time.monotonic() - start)
+
+    @staticmethod
+    def _record(scope: Scope, endpoint: str, record: dict[str, Any], latency: float) -> None:
+        state = getattr(getattr(scope.get("app"), "state", None), "s1", None)
+        if state is None:  # not serving yet
+            return
+        status = record["status"] or 500  # no response started: the exception becomes a 500
+        key = key_label(state.config.api_keys, scope.get("headers", []))
+        state.metrics.observe_request(key, endpoint, status, "error" if status >= 400 else "none", None)
+        if endpoint == "models" or not state.config.log_requests:
+            return
+        line: dict[str, Any] = {
+            "request_id": f"rejected-{uuid.uuid4().hex}",
+            "endpoint": endpoint,
+            "model": state.config.served_model_name,
+            "key": key,
+            "status": status,
+            "finish_reason": "error" if status >= 400 else "none",
+            "prompt_tokens": 0,
+            "thinking_tokens": 0,
+            "answer_tokens": 0,
+            "waits": 0,
+            "forced_end": False,
+            "latency_s": round(latency, 4),
+        }
+        try:
+            line["error"] = json.loads(record["body"])["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        if state.config.log_json:
+            logger.info(json.dumps(line))
+        else:
+            logger.info(" ".join(f"{k}={v}" for k, v in line.items()))

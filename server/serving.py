@@ -120,9 +120,7 @@ class RequestTracker:
         self.plan: GenerationPlan | None = None
         self._waiting = True
         self._done = False
-        m = state.metrics
-        m.running.labels(m.model).inc()
-        m.waiting.labels(m.model).inc()
+        state.metrics.tracker_started()
 
     def generating(self) -> None:
         if self._waiting:
