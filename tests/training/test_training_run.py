@@ -230,3 +230,39 @@ def test_export_loads_in_vllm_and_matches_transformers(full_run: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("IDS="))
     assert json.loads(line[4:]) == hf
+
+
+@pytest.mark.engine
+def test_s1serve_serves_the_export_with_budget_forcing(full_run: Path, tmp_path: Path) -> None:
+    """`s1serve serve --model <export>` picks the format from the export and forces budgets."""
+    import openai
+
+    from budget.formats import detect_format
+    from tests.integration.conftest import ENGINE_ARGS
+    from tests.integration.server_process import ServerProcess
+
+    export = full_run / "final"
+    recorded = json.loads((export / "s1serve.json").read_text())["thinking_format"]
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    unrecorded = detect_format(
+        model_name=str(export), chat_template=tokenizer.chat_template, vocab=tokenizer.get_vocab()
+    ).name
+    server = ServerProcess(["--model", str(export), "--served-model-name", "sft", *ENGINE_ARGS], tmp_path / "log")
+    try:
+        client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
+        model = client.models.list().data[0]
+        assert model.model_extra["thinking_format"] == recorded
+        response = client.chat.completions.create(
+            model="sft",
+            messages=[{"role": "user", "content": "What is 3 plus 4?"}],
+            max_tokens=40,
+            temperature=0,
+            extra_body={"thinking_budget": {"max_tokens": 6, "min_tokens": 6, "wait_text": ""}},
+        )
+        report = response.model_dump()["choices"][0]["thinking"]
+        assert report["thinking_tokens"] == 6 and report["forced_end"]
+        assert response.choices[0].message.content.startswith("Final Answer:")
+    finally:
+        server.stop()
+    # Without the record the detector would have chosen differently: the export's file decided.
+    assert recorded == "s1" and unrecorded == "think"

@@ -1,0 +1,55 @@
+"""End to end on the embedded default model (SmolLM2-135M-Instruct), started with no --model."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+from transformers import AutoTokenizer
+
+from server.default_model import ensure_default_model
+
+pytestmark = pytest.mark.engine
+
+
+def test_default_model_is_served_in_think_format(smol: openai.OpenAI) -> None:
+    model = smol.models.list().data[0]
+    assert model.id == "SmolLM2-135M-Instruct"
+    assert model.model_extra["thinking_format"] == "think"
+
+
+def test_cap_binds_on_a_model_that_would_think_longer(smol: openai.OpenAI) -> None:
+    response = smol.chat.completions.create(
+        model="SmolLM2-135M-Instruct",
+        messages=[{"role": "user", "content": "Write a long, detailed story about a dragon and a knight."}],
+        max_tokens=120,
+        temperature=0,
+        extra_body={"thinking_budget": {"max_tokens": 24}, "return_token_ids": True},
+    )
+    data = response.model_dump()
+    choice = data["choices"][0]
+    assert choice["thinking"]["thinking_tokens"] == 24 and choice["thinking"]["forced_end"]
+    assert choice["message"]["content"].startswith("Final Answer:")
+    # On token ids: 24 thinking tokens, then (a newline and) the multi-token `</think>` delimiter.
+    tok = AutoTokenizer.from_pretrained(ensure_default_model())
+    end = tok.encode("</think>", add_special_tokens=False)
+    ids = choice["token_ids"]
+    assert len(end) > 1
+    assert ids[24 : 24 + len(end)] == end or ids[25 : 25 + len(end)] == end
+    assert data["prompt_token_ids"][-len(tok.encode("<think>\n", add_special_tokens=False)) :] == tok.encode(
+        "<think>\n", add_special_tokens=False
+    )
+
+
+def test_min_budget_inserts_waits_on_the_default_model(smol: openai.OpenAI) -> None:
+    # The README's example request.
+    response = smol.chat.completions.create(
+        model="SmolLM2-135M-Instruct",
+        messages=[{"role": "user", "content": "What is 2 + 3?"}],
+        max_tokens=200,
+        temperature=0,
+        extra_body={"thinking_budget": {"max_tokens": 96, "min_tokens": 48, "wait_text": "Wait"}},
+    )
+    report = response.model_dump()["choices"][0]["thinking"]
+    reasoning = response.choices[0].message.model_extra["reasoning_content"]
+    assert report["thinking_tokens"] >= 48
+    assert report["waits_inserted"] >= 1 and reasoning.count("Wait") >= report["waits_inserted"]

@@ -1,0 +1,75 @@
+"""SIGTERM under streaming load: in-flight streams finish, new work is refused, exit code 0."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.integration.conftest import ENGINE_ARGS
+from tests.integration.server_process import ServerProcess
+
+pytestmark = pytest.mark.engine
+
+BUDGET = {"thinking_budget": {"max_tokens": 250, "min_tokens": 250, "wait_text": ""}}
+
+
+def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path) -> None:
+    server = ServerProcess(
+        ["--model", str(tiny_model), "--served-model-name", "tiny", "--drain-timeout", "60", *ENGINE_ARGS],
+        tmp_path / "server.log",
+    )
+    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+    started = threading.Barrier(4)
+    results: list[dict] = []
+
+    def stream_one() -> None:
+        chunks = client.chat.completions.create(
+            model="tiny",
+            messages=[{"role": "user", "content": "count"}],
+            max_tokens=300,
+            temperature=0,
+            stream=True,
+            extra_body=BUDGET,
+        )
+        first = True
+        reasoning, finish, report = "", None, None
+        for chunk in chunks:
+            if first:
+                first = False
+                started.wait(timeout=60)
+            for c in chunk.choices:
+                reasoning += c.delta.model_dump().get("reasoning_content") or ""
+                if c.finish_reason:
+                    finish, report = c.finish_reason, c.model_extra["thinking"]
+        results.append({"finish": finish, "report": report})
+
+    threads = [threading.Thread(target=stream_one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    started.wait(timeout=120)  # every stream has its first chunk
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    # New work is refused: the listener is closed, or the server answers 503 while draining.
+    try:
+        refused = httpx.post(
+            f"{server.base_url}/v1/chat/completions",
+            timeout=10,
+            json={"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2},
+        )
+        assert refused.status_code == 503
+    except httpx.ConnectError:
+        pass
+    for t in threads:
+        t.join(timeout=120)
+    assert server.proc.wait(timeout=120) == 0
+    server.stop()
+    assert len(results) == 3
+    for r in results:
+        assert r["finish"] == "length" or r["finish"] == "stop"
+        assert r["report"]["thinking_tokens"] == 250 and r["report"]["forced_end"]
