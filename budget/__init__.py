@@ -4,14 +4,13 @@ Nothing here imports vLLM or the server, so the logic can be tested on scripted 
 streams and reused by any engine loop.
 """
 
-from budget.controller import Action, ActionKind, EndAttempt, Round, ThinkingController, ThinkingReport
+from budget.controller import Action, EndAttempt, Round, ThinkingController, ThinkingReport
 from budget.formats import FORMATS, ThinkingFormat, detect_format, get_format
 from budget.spec import BudgetError, BudgetSpec
 
 __all__ = [
     "FORMATS",
     "Action",
-    "ActionKind",
     "BudgetError",
     "BudgetSpec",
     "EndAttempt",

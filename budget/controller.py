@@ -93,23 +93,6 @@ class Action:
     round: Round | None = None
     finish_reason: str | None = None
 
-    @property
-    def kind(self) -> ActionKind:
-        if self.round is None:
-            return ActionKind.FINISH
-        if any(i.kind == "wait" for i in self.inserts):
-            return ActionKind.INSERT_WAIT
-        if any(i.kind == "delimiter" for i in self.inserts):
-            return ActionKind.END_THINKING
-        return ActionKind.CONTINUE
-
-
-class ActionKind(Enum):
-    CONTINUE = "continue"
-    INSERT_WAIT = "insert_wait"
-    END_THINKING = "end_thinking"
-    FINISH = "finish"
-
 
 @dataclass
 class ThinkingReport:

@@ -65,6 +65,17 @@ def install(app: FastAPI) -> None:
         message = f"{param}: {msg}" if param else msg
         return JSONResponse(error_body(message, type="invalid_request_error", param=param or None), 400)
 
+    @app.exception_handler(Exception)
+    async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if isinstance(exc, EngineDeadError):
+            return JSONResponse(
+                error_body("the engine has stopped; retry on another replica", type="server_error", code="engine_dead"),
+                503,
+            )
+        return JSONResponse(error_body(f"internal error: {type(exc).__name__}", type="server_error"), 500)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "invalid_request_error" if exc.status_code < 500 else "server_error"

@@ -6,15 +6,15 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from server.budget_policy import resolve_budget
 from server.dependencies import accepting, api_key_name, get_state
 from server.engine_loop import Delta, TokenLogprob
 from server.errors import APIError
 from server.protocol import ChatCompletionRequest
-from server.routers.streaming import AnswerTrim, sse, tracked_stream, with_token_ids
+from server.routers.streaming import AnswerTrim, collect, sse, tracked_stream, with_token_ids
 from server.serving import RequestTracker, build_plan, check_model, new_request_id, usage_block
 from server.state import ServerState
 
@@ -52,7 +52,10 @@ def chat_logprobs(entries: list[TokenLogprob] | None) -> dict[str, Any] | None:
 
 @router.post("/v1/chat/completions", dependencies=[Depends(accepting)])
 async def create_chat_completion(
-    request: ChatCompletionRequest, state: ServerState = Depends(get_state), key: str = Depends(api_key_name)
+    request: ChatCompletionRequest,
+    raw_request: Request,
+    state: ServerState = Depends(get_state),
+    key: str = Depends(api_key_name),
 ) -> Any:
     check_model(state, request.model)
     spec = resolve_budget(request, state.config.efforts)
@@ -161,19 +164,17 @@ async def create_chat_completion(
     reasoning = [""] * plan.n
     content = [""] * plan.n
     logprobs: list[list[TokenLogprob] | None] = [[] if request.logprobs else None for _ in range(plan.n)]
-    try:
-        async for d in deltas:
-            tracker.generating()
-            if d.segment == "thinking":
-                reasoning[d.index] += d.text
-            elif d.segment == "answer":
-                content[d.index] += trim(d.index, d.text)
-                if d.logprobs and logprobs[d.index] is not None:
-                    logprobs[d.index].extend(d.logprobs)
-    except BaseException as e:
-        tracker.finish(500 if isinstance(e, Exception) else 499, f"{type(e).__name__}: {e}")
-        raise
-    tracker.finish(200)
+
+    def on_delta(d: Delta) -> None:
+        if d.segment == "thinking":
+            reasoning[d.index] += d.text
+        elif d.segment == "answer":
+            content[d.index] += trim(d.index, d.text)
+            if d.logprobs and logprobs[d.index] is not None:
+                logprobs[d.index].extend(d.logprobs)
+
+    if not await collect(deltas, tracker, raw_request, on_delta):
+        return Response(status_code=499)
     choices = []
     for r in plan.results:
         message: dict[str, Any] = {"role": "assistant", "content": content[r.index]}

@@ -10,14 +10,14 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from server.budget_policy import resolve_budget
 from server.dependencies import accepting, api_key_name, get_state
 from server.engine_loop import Delta, TokenLogprob
 from server.protocol import CompletionRequest
-from server.routers.streaming import sse, tracked_stream, with_token_ids
+from server.routers.streaming import collect, sse, tracked_stream, with_token_ids
 from server.serving import RequestTracker, build_plan, check_model, new_request_id, usage_block
 from server.state import ServerState
 
@@ -41,7 +41,10 @@ def completion_logprobs(entries: list[TokenLogprob] | None, offset: int) -> dict
 
 @router.post("/v1/completions", dependencies=[Depends(accepting)])
 async def create_completion(
-    request: CompletionRequest, state: ServerState = Depends(get_state), key: str = Depends(api_key_name)
+    request: CompletionRequest,
+    raw_request: Request,
+    state: ServerState = Depends(get_state),
+    key: str = Depends(api_key_name),
 ) -> Any:
     check_model(state, request.model)
     spec = resolve_budget(request, state.config.efforts)
@@ -122,21 +125,19 @@ async def create_completion(
 
     texts = [""] * plan.n
     merged: list[dict[str, Any] | None] = [None] * plan.n
-    try:
-        async for d in deltas:
-            tracker.generating()
-            text, lp = shaped(d)
-            texts[d.index] += text
-            if lp is not None:
-                if merged[d.index] is None:
-                    merged[d.index] = lp
-                else:
-                    for k in lp:
-                        merged[d.index][k].extend(lp[k])
-    except BaseException as e:
-        tracker.finish(500 if isinstance(e, Exception) else 499, f"{type(e).__name__}: {e}")
-        raise
-    tracker.finish(200)
+
+    def on_delta(d: Delta) -> None:
+        text, lp = shaped(d)
+        texts[d.index] += text
+        if lp is not None:
+            if merged[d.index] is None:
+                merged[d.index] = lp
+            else:
+                for k in lp:
+                    merged[d.index][k].extend(lp[k])
+
+    if not await collect(deltas, tracker, raw_request, on_delta):
+        return Response(status_code=499)
     if request.num_logprobs is not None:
         merged = [m or {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []} for m in merged]
     choices = [

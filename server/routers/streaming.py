@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+from fastapi import Request
 
 from server.engine_loop import Delta, GenerationPlan
 from server.serving import RequestTracker
@@ -58,6 +62,37 @@ async def tracked_stream(
         yield "data: [DONE]\n\n"
     finally:
         tracker.finish(status if status != 200 or _complete(tracker.plan) else 499, error)
+
+
+DISCONNECT_POLL_S = 1.0
+
+
+async def collect(
+    deltas: AsyncIterator[Delta], tracker: RequestTracker, request: Request, on_delta: Callable[[Delta], None]
+) -> bool:
+    """Consume a non-streamed generation. Returns False (engine requests aborted) if the client left."""
+
+    async def consume() -> None:
+        async for delta in deltas:
+            tracker.generating()
+            on_delta(delta)
+
+    task = asyncio.create_task(consume())
+    try:
+        while not (await asyncio.wait({task}, timeout=DISCONNECT_POLL_S))[0]:
+            if await request.is_disconnected():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                tracker.finish(499, "client disconnected")
+                return False
+        task.result()
+    except BaseException as e:
+        task.cancel()
+        tracker.finish(500 if isinstance(e, Exception) else 499, f"{type(e).__name__}: {e}")
+        raise
+    tracker.finish(200)
+    return True
 
 
 def _complete(plan: GenerationPlan | None) -> bool:
