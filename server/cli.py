@@ -134,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            "usage: s1serve {serve,train} [options]\n  serve  run the OpenAI-compatible server\n"
-            "  train  fine-tune with FSDP2 (torchrun)"
+            "usage: s1serve {serve,train,bench} [options]\n  serve  run the OpenAI-compatible server\n"
+            "  train  fine-tune with FSDP2 (torchrun)\n  bench  compare with vLLM's server and the s1 reference loop"
         )
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
@@ -145,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         from training.launch import main as train_main
 
         return train_main(rest)
-    print(f"s1serve: unknown command {command!r}; use serve or train", file=sys.stderr)
+    if command == "bench":
+        from benchmarks.run import main as bench_main
+
+        return bench_main(rest)
+    print(f"s1serve: unknown command {command!r}; use serve, train or bench", file=sys.stderr)
     return 2
 
 
