@@ -28,7 +28,8 @@ from benchmarks.client import run_level
 from benchmarks.servers import REPO_ROOT, Server, start_s1serve, start_stock
 from benchmarks.workload import SCENARIOS, Workload, make_prompts
 
-DEFAULT_ENGINE_ARGS = "--max-model-len 2048 --enforce-eager --kv-cache-memory-bytes 1073741824 --seed 0"
+# float32: CPUs without AVX512-BF16 run bfloat16 models several times slower.
+DEFAULT_ENGINE_ARGS = "--max-model-len 2048 --enforce-eager --kv-cache-memory-bytes 1073741824 --dtype float32 --seed 0"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -38,9 +39,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--engine-args", default=DEFAULT_ENGINE_ARGS, help="vLLM engine arguments for every engine")
     p.add_argument("--concurrency", default="1,4,16,64", help="comma-separated concurrency levels")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="subset of A,B,C,D,E")
-    p.add_argument("--requests-per-slot", type=int, default=2, help="requests per level = this x concurrency")
-    p.add_argument("--min-requests", type=int, default=8, help="at least this many requests per level")
-    p.add_argument("--output-len", type=int, default=128, help="max_completion_tokens of every request")
+    p.add_argument("--requests-per-slot", type=int, default=1, help="requests per level = this x concurrency")
+    p.add_argument("--min-requests", type=int, default=6, help="at least this many requests per level")
+    p.add_argument("--output-len", type=int, default=64, help="max_completion_tokens of every request")
     p.add_argument("--cap", type=int, default=None, help="C: thinking cap (default output-len / 2)")
     p.add_argument("--min-thinking", type=int, default=None, help="D: thinking floor (default output-len * 3/8)")
     p.add_argument("--num-ignore", type=int, default=2, help="D: end attempts overridden")

@@ -20,44 +20,33 @@ SCENARIO_TITLES = {
     "BD": "s1serve, no budget, D's token counts",
 }
 
-_SUBJECTS = (
-    "a train that leaves at noon",
-    "the sum of the first twenty odd numbers",
-    "a recipe that needs three eggs per cake",
-    "the area of a circle of radius seven",
-    "a farmer who has chickens and cows",
-    "two clocks that run at different speeds",
-    "a bank account that earns interest",
-    "the number of handshakes among friends",
-    "a ladder leaning against a wall",
-    "a box of red and blue marbles",
-)
 _ASKS = (
-    "Explain step by step how to solve a puzzle about {s}, using the numbers {a} and {b}.",
-    "Write a short reasoning about {s}. Take {a} and {b} as the two quantities involved.",
-    "A student asks about {s} with values {a} and {b}. Work out the answer carefully.",
-    "Describe {s} and compute what happens when the inputs are {a} and {b}.",
+    "What is {a} plus {b}? Reply in one short sentence.",
+    "What is {a} times {b}? Reply in one short sentence.",
+    "Is {a} larger than {b}? Reply in one short sentence.",
+    "What is {a} minus {b}? Reply in one short sentence.",
 )
 
 
 def make_prompts(n: int, seed: int = 0) -> list[str]:
-    """`n` distinct user prompts of similar length (about 30-40 tokens with a chat template)."""
+    """`n` short-answer user prompts (about 45 tokens with SmolLM2's chat template).
+
+    Short answers make the model try to end its thinking early (EOS after ten-odd tokens),
+    which is what scenario D's waits need; A-C ignore EOS, so there the content does not matter.
+    """
     rng = random.Random(seed)
-    return [
-        rng.choice(_ASKS).format(s=rng.choice(_SUBJECTS), a=rng.randint(2, 999), b=rng.randint(2, 999))
-        for _ in range(n)
-    ]
+    return [rng.choice(_ASKS).format(a=rng.randint(2, 999), b=rng.randint(2, 999)) for _ in range(n)]
 
 
 @dataclass(frozen=True)
 class Workload:
     """Token counts shared by every scenario."""
 
-    output_len: int = 128  # max_completion_tokens of every request
-    cap: int = 64  # C: thinking cap (binds: thinking runs with ignore_eos until the cap)
-    min_thinking: int = 48  # D: thinking floor
+    output_len: int = 64  # max_completion_tokens of every request
+    cap: int = 32  # C: thinking cap (binds: thinking runs with ignore_eos until the cap)
+    min_thinking: int = 24  # D: thinking floor
     num_ignore: int = 2  # D: end attempts overridden whatever the count
-    d_cap: int = 96  # D: thinking cap, so D always leaves room for an answer
+    d_cap: int = 48  # D: thinking cap, so D always leaves room for an answer
     wait_text: str = "Wait"
     final_answer_text: str = "Final Answer:"
     seed: int = 0
