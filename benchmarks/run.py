@@ -15,6 +15,7 @@ import datetime
 import json
 import platform
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,7 +85,8 @@ class Profiler:
 
     def __init__(self, pid: int, path: Path) -> None:
         self.path = path
-        cmd = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--rate", "50", "--nonblocking"]
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        cmd = [exe, "record", "--pid", str(pid), "--subprocesses", "--rate", "50", "--nonblocking"]
         self.proc = subprocess.Popen([*cmd, "-o", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self) -> None:

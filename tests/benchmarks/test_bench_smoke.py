@@ -1,0 +1,90 @@
+"""A short run of the benchmark program on a tiny model: every scenario runs, the results parse."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run import main
+from tests.integration.tiny_model import build_forcing_model
+
+pytestmark = pytest.mark.engine
+
+ENGINE_ARGS = "--max-model-len 1024 --dtype float32 --seed 0 --kv-cache-memory-bytes 268435456 --enforce-eager"
+LEVEL_FIELDS = {
+    "requests",
+    "errors",
+    "output_tokens",
+    "wall_s",
+    "output_tok_s",
+    "ttft_ms_p50",
+    "ttft_ms_p99",
+    "tpot_ms_p50",
+    "tpot_ms_p99",
+    "waits_inserted",
+    "forced_ends",
+    "interventions",
+}
+RATIO_FIELDS = {
+    "P1_throughput",
+    "P1_ttft_p50",
+    "P2_C_over_B",
+    "P2_D_over_BD",
+    "P2_D_over_B",
+    "P4_C_added_tpot_p50",
+    "P4_D_added_tpot_p50",
+}
+
+
+def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
+    model = build_forcing_model(tmp_path / "tiny-s1", trigger_scale=25.0)
+    out = tmp_path / "results"
+    argv = [
+        "--model",
+        str(model),
+        "--engine-args",
+        ENGINE_ARGS,
+        "--concurrency",
+        "2",
+        "--reference-concurrency",
+        "2",
+        "--min-requests",
+        "3",
+        "--output-len",
+        "24",
+        "--out-dir",
+        str(out),
+        "--tag",
+        "smoke",
+    ]
+    assert main(argv) == 0
+
+    doc = json.loads((out / "smoke.json").read_text())
+    assert {"date", "command", "machine", "model", "engine_args", "workload", "requests_per_level"} <= set(doc)
+    results = doc["results"]
+    assert set(results) == {"A", "B", "C", "D", "BD", "E"}
+    for scenario in ("A", "B", "C", "D", "BD"):
+        level = results[scenario]["2"]
+        assert LEVEL_FIELDS <= set(level), scenario
+        assert level["requests"] == 3 and level["errors"] == 0, (scenario, level.get("error_examples"))
+        assert level["output_tokens"] > 0
+    # A-C ignore EOS: exactly the requested tokens; C always reaches its cap.
+    for scenario in ("A", "B", "C"):
+        assert results[scenario]["2"]["output_tokens"] == 3 * 24, scenario
+    assert results["C"]["2"]["forced_ends"] == 3
+    # BD repeats B at D's per-prompt token counts.
+    assert results["BD"]["2"]["output_tokens"] == results["D"]["2"]["output_tokens"]
+    e = results["E"]["2"]
+    assert e["requests"] == 3 and e["output_tok_s"] > 0 and e["batch_size"] == 2
+
+    summary = doc["summary"]
+    assert RATIO_FIELDS <= set(summary["by_concurrency"]["2"])
+    assert summary["P3_concurrency"] == 2 and summary["P3_D_over_E"] is not None
+    table = (out / "smoke.md").read_text()
+    for scenario in ("A vLLM", "B s1serve", "C s1serve", "D s1serve", "E s1 reference"):
+        assert scenario in table
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "smoke.png").stat().st_size > 0
