@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.openmetrics.exposition import ALLOWUTF8
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
@@ -64,6 +65,8 @@ async def metrics(request: Request, state: ServerState = Depends(get_state)) -> 
     accept = request.headers.get("accept", "")
     registries = (state.metrics.registry, REGISTRY)
     if "application/openmetrics-text" in accept:
-        body = b"".join(generate_openmetrics(r).removesuffix(b"# EOF\n") for r in registries) + b"# EOF\n"
+        # vLLM's names hold a colon, valid in OpenMetrics; the default escaping would rename their samples only.
+        body = b"".join(generate_openmetrics(r, escaping=ALLOWUTF8).removesuffix(b"# EOF\n") for r in registries)
+        body += b"# EOF\n"
         return Response(body, media_type=OPENMETRICS_TYPE)
     return Response(b"".join(generate_latest(r) for r in registries), media_type=CONTENT_TYPE_LATEST)
