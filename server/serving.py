@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from budget.spec import BudgetSpec
-from server.engine_loop import GenerationPlan
+from server.engine_loop import SAMPLING_KEYS, GenerationPlan
 from server.errors import APIError
 from server.protocol import SamplingFields
 from server.state import ServerState
@@ -70,15 +70,7 @@ def build_plan(
             spec = dataclasses.replace(spec, max_tokens=min(spec.max_tokens, context_left))
         spec.check_context(context_left)
     params: dict[str, Any] = {}
-    for key in (
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "presence_penalty",
-        "frequency_penalty",
-        "repetition_penalty",
-    ):
+    for key in SAMPLING_KEYS:
         value = getattr(request, key)
         if value is None:
             value = state.default_sampling.get(key)

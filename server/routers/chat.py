@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from server.budget_policy import resolve_budget
 from server.dependencies import accepting, api_key_name, get_state
 from server.engine_loop import Delta, TokenLogprob
 from server.errors import APIError
 from server.protocol import ChatCompletionRequest
-from server.routers.streaming import AnswerTrim, collect, sse, tracked_stream, with_token_ids
+from server.routers.streaming import AnswerTrim, ChunkWriter, collect, sse_response, with_token_ids
 from server.serving import RequestTracker, build_plan, check_model, new_request_id, usage_block
 from server.state import ServerState
 
@@ -82,20 +81,15 @@ async def create_chat_completion(
 
     if request.stream:
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        head = json.dumps({"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model})[
-            :-1
-        ]
+        writer = ChunkWriter(request_id, "chat.completion.chunk", created, model)
         started = [False] * plan.n
-
-        def chunk(choice: dict[str, Any]) -> str:
-            return f'data: {head},"choices":[{json.dumps(choice, ensure_ascii=False)}]}}\n\n'
 
         def render(d: Delta) -> list[str]:
             events = []
             if not started[d.index]:
                 started[d.index] = True
                 events.append(
-                    chunk(
+                    writer.choice(
                         {
                             "index": d.index,
                             "delta": {"role": "assistant", "content": ""},
@@ -107,7 +101,7 @@ async def create_chat_completion(
             if d.final:
                 r = plan.results[d.index]
                 events.append(
-                    chunk(
+                    writer.choice(
                         {
                             "index": d.index,
                             "delta": {},
@@ -119,7 +113,7 @@ async def create_chat_completion(
                 )
             elif d.segment == "thinking" and d.text:
                 events.append(
-                    chunk(
+                    writer.choice(
                         {
                             "index": d.index,
                             "delta": {"reasoning_content": d.text, "reasoning": d.text},
@@ -132,7 +126,7 @@ async def create_chat_completion(
                 text = trim(d.index, d.text)
                 if text or d.logprobs:
                     events.append(
-                        chunk(
+                        writer.choice(
                             {
                                 "index": d.index,
                                 "delta": {"content": text},
@@ -143,23 +137,7 @@ async def create_chat_completion(
                     )
             return events
 
-        def tail() -> list[str]:
-            if not include_usage:
-                return []
-            return [
-                sse(
-                    {
-                        "id": request_id,
-                        "object": "chat.completion.chunk",
-                        "created": created,
-                        "model": model,
-                        "choices": [],
-                        "usage": usage_block(plan),
-                    }
-                )
-            ]
-
-        return StreamingResponse(tracked_stream(deltas, tracker, render, tail), media_type="text/event-stream")
+        return sse_response(deltas, tracker, writer, render, include_usage)
 
     reasoning = [""] * plan.n
     content = [""] * plan.n

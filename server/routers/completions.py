@@ -6,18 +6,17 @@ inserted text and answer. The `thinking` report per choice says how the budget a
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from server.budget_policy import resolve_budget
 from server.dependencies import accepting, api_key_name, get_state
 from server.engine_loop import Delta, TokenLogprob
 from server.protocol import CompletionRequest
-from server.routers.streaming import collect, sse, tracked_stream, with_token_ids
+from server.routers.streaming import ChunkWriter, collect, sse_response, with_token_ids
 from server.serving import RequestTracker, build_plan, check_model, new_request_id, usage_block
 from server.state import ServerState
 
@@ -81,16 +80,13 @@ async def create_completion(
 
     if request.stream:
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        head = json.dumps({"id": request_id, "object": "text_completion", "created": created, "model": model})[:-1]
-
-        def chunk(choice: dict[str, Any]) -> str:
-            return f'data: {head},"choices":[{json.dumps(choice, ensure_ascii=False)}]}}\n\n'
+        writer = ChunkWriter(request_id, "text_completion", created, model)
 
         def render(d: Delta) -> list[str]:
             if d.final:
                 r = plan.results[d.index]
                 return [
-                    chunk(
+                    writer.choice(
                         {
                             "index": d.index,
                             "text": "",
@@ -103,25 +99,9 @@ async def create_completion(
             text, lp = shaped(d)
             if not text and lp is None:
                 return []
-            return [chunk({"index": d.index, "text": text, "logprobs": lp, "finish_reason": None})]
+            return [writer.choice({"index": d.index, "text": text, "logprobs": lp, "finish_reason": None})]
 
-        def tail() -> list[str]:
-            if not include_usage:
-                return []
-            return [
-                sse(
-                    {
-                        "id": request_id,
-                        "object": "text_completion",
-                        "created": created,
-                        "model": model,
-                        "choices": [],
-                        "usage": usage_block(plan),
-                    }
-                )
-            ]
-
-        return StreamingResponse(tracked_stream(deltas, tracker, render, tail), media_type="text/event-stream")
+        return sse_response(deltas, tracker, writer, render, include_usage)
 
     texts = [""] * plan.n
     merged: list[dict[str, Any] | None] = [None] * plan.n

@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import StreamingResponse
 
 from server.engine_loop import Delta, GenerationPlan
-from server.serving import RequestTracker
+from server.serving import RequestTracker, usage_block
 
 
 class AnswerTrim:
@@ -32,16 +33,42 @@ class AnswerTrim:
         return text
 
 
-def sse(data: dict[str, Any] | str) -> str:
-    body = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"data: {body}\n\n"
+def sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+class ChunkWriter:
+    """SSE chunks of one response; the fields every chunk repeats are serialized once."""
+
+    def __init__(self, request_id: str, obj: str, created: int, model: str) -> None:
+        self.meta = {"id": request_id, "object": obj, "created": created, "model": model}
+        self._head = json.dumps(self.meta, ensure_ascii=False)[:-1]
+
+    def choice(self, choice: dict[str, Any]) -> str:
+        return f'data: {self._head},"choices":[{json.dumps(choice, ensure_ascii=False)}]}}\n\n'
+
+    def usage(self, plan: GenerationPlan) -> str:
+        return sse({**self.meta, "choices": [], "usage": usage_block(plan)})
+
+
+def sse_response(
+    deltas: AsyncIterator[Delta],
+    tracker: RequestTracker,
+    writer: ChunkWriter,
+    render: Callable[[Delta], list[str]],
+    include_usage: bool,
+) -> StreamingResponse:
+    plan = tracker.plan
+    assert plan is not None
+    tail = [lambda: writer.usage(plan)] if include_usage else []
+    return StreamingResponse(tracked_stream(deltas, tracker, render, tail), media_type="text/event-stream")
 
 
 async def tracked_stream(
     deltas: AsyncIterator[Delta],
     tracker: RequestTracker,
     render: Callable[[Delta], list[str]],
-    tail: Callable[[], list[str]],
+    tail: list[Callable[[], str]],
 ) -> AsyncIterator[str]:
     """Run a stream to its end, turning each delta into SSE events and recording the outcome."""
     status = 200
@@ -51,8 +78,8 @@ async def tracked_stream(
             tracker.generating()
             for event in render(delta):
                 yield event
-        for event in tail():
-            yield event
+        for event in tail:
+            yield event()
         yield "data: [DONE]\n\n"
     except Exception as e:  # an engine failure mid-stream: tell the client in-band
         status, error = 500, f"{type(e).__name__}: {e}"
