@@ -86,7 +86,7 @@ class Profiler:
     def __init__(self, pid: int, path: Path) -> None:
         self.path = path
         exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        cmd = [exe, "record", "--pid", str(pid), "--subprocesses", "--rate", "50", "--nonblocking"]
+        cmd = [exe, "record", "--pid", str(pid), "--subprocesses", "--rate", "20", "--nonblocking"]
         self.proc = subprocess.Popen([*cmd, "-o", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self) -> None:

@@ -16,7 +16,7 @@ from budget.controller import FormatTokens
 from budget.formats import ThinkingFormat, detect_format, get_format
 from server import __version__, errors
 from server.engine_loop import EngineLoop
-from server.metrics import Metrics
+from server.metrics import Metrics, RequestCounter
 from server.routers import chat, completions, system
 from server.state import ServerConfig, ServerState
 
@@ -82,6 +82,7 @@ def create_app(engine_args: Any, config_overrides: dict[str, Any], thinking_form
 
     app = FastAPI(title="s1serve", version=__version__, lifespan=lifespan)
     errors.install(app)
+    app.add_middleware(RequestCounter)  # counts and logs requests refused before generation
     app.include_router(chat.router)
     app.include_router(completions.router)
     app.include_router(system.router)

@@ -141,12 +141,16 @@ class EngineLoop:
                 logprobs = self._logprobs(o, plan.num_logprobs) if plan.num_logprobs is not None else None
                 if splitters is None:
                     if o.text or logprobs:
+                        if result.first_answer_at is None:
+                            result.first_answer_at = time.monotonic()
                         yield Delta(o.index, "answer", o.text, logprobs)
                 else:
                     pieces = splitters[o.index].feed(o.text)
                     if o.finish_reason is not None:
                         pieces += splitters[o.index].flush()
                     for segment, text in pieces:
+                        if segment == "answer" and result.first_answer_at is None:
+                            result.first_answer_at = time.monotonic()
                         yield Delta(o.index, segment, text, logprobs if segment == "answer" else None)
                         if segment == "answer":
                             logprobs = None

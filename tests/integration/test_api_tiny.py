@@ -265,3 +265,35 @@ def test_models_health_version(tiny: openai.OpenAI, tiny_server: ServerProcess) 
     assert models.data[0].model_extra["thinking_format"] == "s1"  # read from the folder's s1serve.json
     assert httpx.get(f"{tiny_server.base_url}/health").json() == {"status": "ok"}
     assert httpx.get(f"{tiny_server.base_url}/version").json()["vllm"] == "0.32.0"
+
+
+def _gauge(base_url: str, name: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = httpx.get(f"{base_url}/metrics", timeout=10).text
+    return sum(s.value for f in text_string_to_metric_families(body) for s in f.samples if s.name == name)
+
+
+def test_client_disconnect_aborts_the_generation(tiny_server: ServerProcess) -> None:
+    """A non-streamed request whose client goes away stops using the engine."""
+    import time
+
+    url = tiny_server.base_url
+    n, budget = 4, 890  # about 4 s of decoding per choice here, far longer than the client waits
+    body = {
+        "model": "tiny",
+        "messages": MESSAGES,
+        "max_tokens": 900,
+        "temperature": 0,
+        "n": n,
+        "thinking_budget": {"max_tokens": budget, "min_tokens": budget, "wait_text": ""},
+    }
+    before = _gauge(url, "vllm:generation_tokens_total")
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{url}/v1/chat/completions", json=body, timeout=1.0)
+    time.sleep(2.5)  # the server notices the disconnect within a second and aborts
+    settled = _gauge(url, "vllm:generation_tokens_total")
+    time.sleep(1.0)
+    assert _gauge(url, "vllm:generation_tokens_total") == settled  # nothing is generating any more
+    assert settled - before < n * budget  # and the choices were cut short
+    assert _gauge(url, "s1serve_requests_running") == 0

@@ -15,7 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
-INSTALL_HINT = "install Prometheus and promtool with: bash scripts/ci-prometheus.sh (the Debian package 'prometheus')"
+INSTALL_HINT = (
+    "install Prometheus and promtool with: bash scripts/install-prometheus.sh (the Debian package 'prometheus')"
+)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -111,11 +111,6 @@ def test_key_label_is_bounded_to_configured_names() -> None:
     assert keys == {"alice", "bob", "none"}
 
 
-@pytest.mark.xfail(
-    not installs_request_counter(create_app(engine_args=None, config_overrides={}, thinking_format=None)),
-    reason="server/app.py does not install server.metrics.RequestCounter yet",
-    strict=True,
-)
 def test_app_factory_installs_the_request_counter() -> None:
     app = create_app(engine_args=None, config_overrides={}, thinking_format=None)
     assert installs_request_counter(app)
