@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -232,25 +232,53 @@ class RequestCounter:
         state.metrics.observe_request(key, endpoint, status, "error" if status >= 400 else "none", None)
         if endpoint == "models" or not state.config.log_requests:
             return
-        line: dict[str, Any] = {
-            "request_id": f"rejected-{uuid.uuid4().hex}",
-            "endpoint": endpoint,
-            "model": state.config.served_model_name,
-            "key": key,
-            "status": status,
-            "finish_reason": "error" if status >= 400 else "none",
-            "prompt_tokens": 0,
-            "thinking_tokens": 0,
-            "answer_tokens": 0,
-            "waits": 0,
-            "forced_end": False,
-            "latency_s": round(latency, 4),
-        }
+        error = None
         try:
-            line["error"] = json.loads(record["body"])["error"]["message"]
+            error = json.loads(record["body"])["error"]["message"]
         except (ValueError, KeyError, TypeError):
             pass
-        if state.config.log_json:
-            logger.info(json.dumps(line))
-        else:
-            logger.info(" ".join(f"{k}={v}" for k, v in line.items()))
+        log_request(
+            state.config.log_json,
+            request_id=f"rejected-{uuid.uuid4().hex}",
+            endpoint=endpoint,
+            model=state.config.served_model_name,
+            key=key,
+            status=status,
+            finish_reason="error" if status >= 400 else "none",
+            latency=latency,
+            error=error,
+        )
+
+
+def log_request(
+    as_json: bool,
+    *,
+    request_id: str,
+    endpoint: str,
+    model: str,
+    key: str,
+    status: int,
+    finish_reason: str,
+    latency: float,
+    reports: Sequence[ThinkingReport] = (),
+    prompt_tokens: int = 0,
+    error: str | None = None,
+) -> None:
+    """The one structured log line of a request, as key=value pairs or JSON."""
+    line: dict[str, Any] = {
+        "request_id": request_id,
+        "endpoint": endpoint,
+        "model": model,
+        "key": key,
+        "status": status,
+        "finish_reason": finish_reason,
+        "prompt_tokens": prompt_tokens,
+        "thinking_tokens": sum(r.thinking_tokens for r in reports),
+        "answer_tokens": sum(r.answer_tokens for r in reports),
+        "waits": sum(r.waits_inserted for r in reports),
+        "forced_end": any(r.forced_end for r in reports),
+        "latency_s": round(latency, 4),
+    }
+    if error:
+        line["error"] = error
+    logger.info(json.dumps(line) if as_json else " ".join(f"{k}={v}" for k, v in line.items()))

@@ -7,8 +7,6 @@ metrics. Chat and completions differ only in how they build the prompt and shape
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 import time
 import uuid
 from typing import Any
@@ -16,10 +14,9 @@ from typing import Any
 from budget.spec import BudgetSpec
 from server.engine_loop import SAMPLING_KEYS, GenerationPlan
 from server.errors import APIError
+from server.metrics import log_request
 from server.protocol import SamplingFields
 from server.state import ServerState
-
-logger = logging.getLogger("s1serve.requests")
 
 
 def new_request_id(prefix: str) -> str:
@@ -151,24 +148,16 @@ class RequestTracker:
 
     def _log(self, status: int, finish_reason: str, latency: float, error: str | None) -> None:
         plan = self.plan
-        results = plan.results if plan else []
-        record = {
-            "request_id": self.request_id,
-            "endpoint": self.endpoint,
-            "model": self.state.config.served_model_name,
-            "key": self.key,
-            "status": status,
-            "finish_reason": finish_reason,
-            "prompt_tokens": len(plan.prompt_ids) if plan else 0,
-            "thinking_tokens": sum(r.report.thinking_tokens for r in results),
-            "answer_tokens": sum(r.report.answer_tokens for r in results),
-            "waits": sum(r.report.waits_inserted for r in results),
-            "forced_end": any(r.report.forced_end for r in results),
-            "latency_s": round(latency, 4),
-        }
-        if error:
-            record["error"] = error
-        if self.state.config.log_json:
-            logger.info(json.dumps(record))
-        else:
-            logger.info(" ".join(f"{k}={v}" for k, v in record.items()))
+        log_request(
+            self.state.config.log_json,
+            request_id=self.request_id,
+            endpoint=self.endpoint,
+            model=self.state.config.served_model_name,
+            key=self.key,
+            status=status,
+            finish_reason=finish_reason,
+            latency=latency,
+            reports=[r.report for r in plan.results] if plan else [],
+            prompt_tokens=len(plan.prompt_ids) if plan else 0,
+            error=error,
+        )
