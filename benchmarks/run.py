@@ -30,7 +30,9 @@ from benchmarks.servers import REPO_ROOT, Server, start_s1serve, start_stock
 from benchmarks.workload import SCENARIOS, Workload, make_prompts
 
 # float32: CPUs without AVX512-BF16 run bfloat16 models several times slower.
-DEFAULT_ENGINE_ARGS = "--max-model-len 2048 --enforce-eager --kv-cache-memory-bytes 1073741824 --dtype float32 --seed 0"
+DEFAULT_ENGINE_ARGS = (
+    "--max-model-len 2048 --enforce-eager --kv-cache-memory-bytes 1073741824 --dtype float32 --seed 0 --block-size 32"
+)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -11,6 +11,7 @@ from typing import Any
 from server.budget_policy import EffortBudgets
 
 CPU_MEMORY_UTILIZATION = 0.3  # the CPU backend reserves this share of a NUMA node for KV cache
+CPU_BLOCK_SIZE = 32
 
 
 def parse_api_keys(values: list[str]) -> dict[str, str]:
@@ -76,6 +77,10 @@ def engine_args_from(args: argparse.Namespace, explicit: set[str]) -> Any:
         if "enforce_eager" not in explicit:
             # Inductor compilation of the CPU backend takes many minutes at start-up.
             args.enforce_eager = True
+        if "block_size" not in explicit:
+            # The CPU backend's default 128-token blocks leave most of a resubmitted thinking
+            # round outside the prefix cache; 32-token blocks let forcing reuse it.
+            args.block_size = CPU_BLOCK_SIZE
     return AsyncEngineArgs.from_cli_args(args)
 
 

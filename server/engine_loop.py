@@ -22,7 +22,7 @@ from vllm.sampling_params import RequestOutputKind
 
 from budget.controller import EndAttempt, FormatTokens, Round, ThinkingController, ThinkingReport
 from budget.spec import BudgetSpec
-from budget.splitter import ThinkingSplitter
+from budget.splitter import ThinkingSplitter, TriggerHoldback
 
 SAMPLING_KEYS = (
     "temperature",
@@ -191,20 +191,24 @@ class EngineLoop:
             finish_reason, stop_reason = "length", None
             request_id = f"{plan.request_id}-{index}-{round_no}"
             sequence = TokensPrompt(prompt_token_ids=prompt + ctl.completion_ids)
+            holdback = TriggerHoldback(rnd.stop[0]) if rnd.stop else None
             async for out in self.engine.generate(sequence, params, request_id):
                 o = out.outputs[0]
                 if o.token_ids:
                     if result.first_token_at is None:
                         result.first_token_at = time.monotonic()
                     ids.extend(o.token_ids)
-                if o.text or (rnd.segment == "answer" and plan.num_logprobs is not None and o.token_ids):
+                text = o.text if holdback is None else holdback.feed(o.text)
+                if o.finish_reason is not None:
+                    finish_reason, stop_reason = o.finish_reason, o.stop_reason
+                    if holdback is not None and finish_reason != "stop":
+                        text += holdback.flush()
+                if text or (rnd.segment == "answer" and plan.num_logprobs is not None and o.token_ids):
                     if rnd.segment == "answer" and result.first_answer_at is None:
                         result.first_answer_at = time.monotonic()
                     wants = rnd.segment == "answer" and plan.num_logprobs is not None
                     logprobs = self._logprobs(o, plan.num_logprobs) if wants else None
-                    yield Delta(index, rnd.segment, o.text, logprobs)
-                if o.finish_reason is not None:
-                    finish_reason, stop_reason = o.finish_reason, o.stop_reason
+                    yield Delta(index, rnd.segment, text, logprobs)
             attempt = None
             if rnd.segment == "thinking" and finish_reason == "stop":
                 attempt = EndAttempt.EOS if stop_reason is None else EndAttempt.TRIGGER
@@ -222,6 +226,9 @@ class EngineLoop:
                 max_tokens=rnd.max_tokens,
                 min_tokens=rnd.min_tokens,
                 stop=list(rnd.stop) or None,
+                # Keep a text trigger in the engine's text so it streams without a hold-back
+                # buffer; TriggerHoldback drops it (token ids are the same either way).
+                include_stop_str_in_output=bool(rnd.stop),
                 stop_token_ids=list(rnd.stop_token_ids) or None,
                 bad_words=list(rnd.bad_words) or None,
                 output_kind=RequestOutputKind.DELTA,

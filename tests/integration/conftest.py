@@ -12,7 +12,18 @@ from tests.integration.server_process import ServerProcess
 from tests.integration.tiny_model import build_forcing_model
 
 # An explicit KV cache size skips the CPU backend's warm-up pass and memory probing: faster, steadier starts.
-ENGINE_ARGS = ["--max-model-len", "1024", "--dtype", "float32", "--seed", "0", "--kv-cache-memory-bytes", "268435456"]
+ENGINE_ARGS = [
+    "--max-model-len",
+    "1024",
+    "--dtype",
+    "float32",
+    "--seed",
+    "0",
+    "--kv-cache-memory-bytes",
+    "268435456",
+    "--block-size",
+    "32",
+]
 
 
 @pytest.fixture(scope="session")

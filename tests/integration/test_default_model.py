@@ -53,3 +53,24 @@ def test_min_budget_inserts_waits_on_the_default_model(smol: openai.OpenAI) -> N
     reasoning = response.choices[0].message.model_extra["reasoning_content"]
     assert report["thinking_tokens"] >= 48
     assert report["waits_inserted"] >= 1 and reasoning.count("Wait") >= report["waits_inserted"]
+
+
+def test_streaming_with_a_multi_token_trigger_matches_the_full_response(smol: openai.OpenAI) -> None:
+    """`</think>` is several tokens here: the streamed text must never show a piece of it."""
+    kwargs = dict(
+        model="SmolLM2-135M-Instruct",
+        messages=[{"role": "user", "content": "What is 7 * 6?"}],
+        max_tokens=160,
+        temperature=0,
+        extra_body={"thinking_budget": {"max_tokens": 80, "min_tokens": 40}},
+    )
+    full = smol.chat.completions.create(**kwargs)
+    reasoning = content = ""
+    for chunk in smol.chat.completions.create(stream=True, **kwargs):
+        for c in chunk.choices:
+            delta = c.delta.model_dump()
+            reasoning += delta.get("reasoning_content") or ""
+            content += delta.get("content") or ""
+    assert reasoning == full.choices[0].message.model_extra["reasoning_content"]
+    assert content == full.choices[0].message.content
+    assert "</think" not in reasoning + content and "<think" not in reasoning

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from budget.formats import S1, THINK, detect_format
 from budget.spec import BudgetError, BudgetSpec
-from budget.splitter import ThinkingSplitter
+from budget.splitter import ThinkingSplitter, TriggerHoldback
 from server.budget_policy import EffortBudgets, resolve_budget
 from server.protocol import ChatCompletionRequest
 
@@ -103,3 +103,13 @@ def test_splitter_finds_delimiters_split_across_deltas() -> None:
 def test_splitter_in_opened_prompt_and_without_thinking() -> None:
     assert feed_all(ThinkingSplitter(THINK, opened=True), ["\nx</think>\n\ny"]) == [("thinking", "x"), ("answer", "y")]
     assert feed_all(ThinkingSplitter(THINK, opened=False), ["a < b", " is true"]) == [("answer", "a < b is true")]
+
+
+def test_trigger_holdback_releases_all_but_a_partial_trigger() -> None:
+    h = TriggerHoldback("</think>")
+    assert h.feed("abc <") == "abc "
+    assert h.feed("/th") == ""
+    assert h.feed("e") == "</the"  # not the trigger after all
+    assert h.feed("x</think>tail") == "x"
+    h = TriggerHoldback("</think>")
+    assert h.feed("ok </") == "ok " and h.flush() == "</"
