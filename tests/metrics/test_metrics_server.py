@@ -8,7 +8,6 @@ series of its own API key, so the tests do not depend on each other's traffic.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 import yaml
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
+from benchmarks.servers import free_port
 from budget.spec import DEFAULT_FINAL_ANSWER_TEXT, DEFAULT_WAIT_TEXT
 from tests.integration.server_process import ServerProcess
 from tests.metrics.scrape import PROMETHEUS_DIR, PrometheusProcess, local_config, parse, promtool, scrape, total
@@ -233,12 +233,6 @@ def test_promtool_finds_no_problem_in_the_s1serve_series(metrics_server: ServerP
     assert "s1serve_generated_tokens_total" in ours
     result = promtool("check", "metrics", stdin=ours)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_prometheus_scrapes_the_expected_values(metrics_server: ServerProcess, carol, tokenizer, tmp_path: Path):
