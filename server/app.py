@@ -50,7 +50,7 @@ def build_state(engine: Any, config: ServerConfig) -> ServerState:
         config=config,
         engine=engine,
         tokenizer=tokenizer,
-        loop=EngineLoop(engine, tokenizer, tokens, model_config.max_model_len),
+        loop=EngineLoop(engine, tokenizer, tokens),
         metrics=Metrics(config.served_model_name),
         max_model_len=model_config.max_model_len,
         default_sampling=model_config.get_diff_sampling_param(),

@@ -98,12 +98,11 @@ class GenerationPlan:
 
 
 class EngineLoop:
-    def __init__(self, engine: Any, tokenizer: Any, tokens: FormatTokens, max_model_len: int) -> None:
+    def __init__(self, engine: Any, tokenizer: Any, tokens: FormatTokens) -> None:
         self.engine = engine
         self.tokenizer = tokenizer
         self.codec = Codec(tokenizer)
         self.tokens = tokens
-        self.max_model_len = max_model_len
 
     # -- entry ---------------------------------------------------------------------------------
     def stream(self, plan: GenerationPlan) -> AsyncIterator[Delta]:
