@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from budget.controller import FormatTokens
 from budget.formats import ThinkingFormat, detect_format, get_format
 from server import __version__, errors
-from server.engine_loop import EngineLoop
+from server.engine_loop import Codec, EngineLoop
 from server.metrics import Metrics, RequestCounter
 from server.routers import chat, completions, system
 from server.state import ServerConfig, ServerState
@@ -44,7 +44,7 @@ def resolve_format(flag: str | None, model_path: str, tokenizer: Any) -> Thinkin
 
 def build_state(engine: Any, config: ServerConfig) -> ServerState:
     tokenizer = engine.get_tokenizer()
-    tokens = FormatTokens.build(config.thinking_format, lambda t: tokenizer.encode(t, add_special_tokens=False))
+    tokens = FormatTokens.build(config.thinking_format, Codec(tokenizer).encode)
     model_config = engine.model_config
     return ServerState(
         config=config,

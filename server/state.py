@@ -35,4 +35,3 @@ class ServerState:
     default_sampling: dict[str, Any]
     created: int = field(default_factory=lambda: int(time.time()))
     draining: bool = False
-    ready: bool = True

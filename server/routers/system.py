@@ -46,8 +46,11 @@ async def health(state: ServerState = Depends(get_state)) -> Response:
 
 @router.get("/ready")
 async def ready(state: ServerState = Depends(get_state)) -> Response:
-    """Readiness: 503 while draining, so load balancers stop sending work."""
-    if state.draining or not state.ready or state.engine.errored:
+    """Readiness: 503 while draining or once the engine died, so load balancers stop sending work.
+
+    Before the engine is up uvicorn does not accept connections at all (the lifespan starts it).
+    """
+    if state.draining or state.engine.errored:
         return JSONResponse({"status": "draining" if state.draining else "not_ready"}, status_code=503)
     return JSONResponse({"status": "ready"})
 
