@@ -16,7 +16,8 @@ from tests.integration.server_process import ServerProcess
 
 pytestmark = pytest.mark.engine
 
-BUDGET = {"thinking_budget": {"max_tokens": 250, "min_tokens": 250, "wait_text": ""}}
+# Long enough that every stream is still decoding when the signal arrives (checked below).
+BUDGET = {"thinking_budget": {"max_tokens": 800, "min_tokens": 800, "wait_text": ""}}
 
 
 def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path) -> None:
@@ -32,14 +33,16 @@ def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path)
         chunks = client.chat.completions.create(
             model="tiny",
             messages=[{"role": "user", "content": "count"}],
-            max_tokens=300,
+            max_tokens=900,
             temperature=0,
             stream=True,
             extra_body=BUDGET,
         )
         first = True
         reasoning, finish, report = "", None, None
+        last = 0.0
         for chunk in chunks:
+            last = time.monotonic()
             if first:
                 first = False
                 started.wait(timeout=60)
@@ -47,12 +50,13 @@ def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path)
                 reasoning += c.delta.model_dump().get("reasoning_content") or ""
                 if c.finish_reason:
                     finish, report = c.finish_reason, c.model_extra["thinking"]
-        results.append({"finish": finish, "report": report})
+        results.append({"finish": finish, "report": report, "last_chunk": last})
 
     threads = [threading.Thread(target=stream_one) for _ in range(3)]
     for t in threads:
         t.start()
     started.wait(timeout=120)  # every stream has its first chunk
+    signalled = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     time.sleep(1.0)
     # New work is refused: the listener is closed, or the server answers 503 while draining.
@@ -72,4 +76,5 @@ def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path)
     assert len(results) == 3
     for r in results:
         assert r["finish"] == "length" or r["finish"] == "stop"
-        assert r["report"]["thinking_tokens"] == 250 and r["report"]["forced_end"]
+        assert r["report"]["thinking_tokens"] == 800 and r["report"]["forced_end"]
+        assert r["last_chunk"] > signalled  # the stream was in flight during the drain and completed
