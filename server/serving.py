@@ -103,10 +103,9 @@ def usage_block(plan: GenerationPlan) -> dict[str, Any]:
 class RequestTracker:
     """Gauges, metrics and the one log line of a request, from accept to finish."""
 
-    def __init__(self, state: ServerState, key: str, endpoint: str, request_id: str) -> None:
-        self.state, self.key, self.endpoint, self.request_id = state, key, endpoint, request_id
+    def __init__(self, state: ServerState, key: str, endpoint: str, plan: GenerationPlan) -> None:
+        self.state, self.key, self.endpoint, self.plan = state, key, endpoint, plan
         self.start = time.monotonic()
-        self.plan: GenerationPlan | None = None
         self._waiting = True
         self._done = False
         state.metrics.tracker_started()
@@ -126,7 +125,7 @@ class RequestTracker:
         end = time.monotonic()
         plan = self.plan
         finish_reason = "error" if status >= 400 else "none"
-        if plan is not None and plan.results:
+        if plan.results:
             if status == 200:
                 m.prompt_tokens.labels(m.model, self.key).inc(len(plan.prompt_ids))
             for r in plan.results:
@@ -150,14 +149,14 @@ class RequestTracker:
         plan = self.plan
         log_request(
             self.state.config.log_json,
-            request_id=self.request_id,
+            request_id=plan.request_id,
             endpoint=self.endpoint,
             model=self.state.config.served_model_name,
             key=self.key,
             status=status,
             finish_reason=finish_reason,
             latency=latency,
-            reports=[r.report for r in plan.results] if plan else [],
-            prompt_tokens=len(plan.prompt_ids) if plan else 0,
+            reports=[r.report for r in plan.results],
+            prompt_tokens=len(plan.prompt_ids),
             error=error,
         )

@@ -72,8 +72,7 @@ async def create_chat_completion(
         num_logprobs=request.num_logprobs,
         split_reasoning=True,
     )
-    tracker = RequestTracker(state, key, "chat", request_id)
-    tracker.plan = plan
+    tracker = RequestTracker(state, key, "chat", plan)
     trim = AnswerTrim(plan.n, active=spec is not None)
     created = int(time.time())
     model = state.config.served_model_name

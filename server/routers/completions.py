@@ -66,8 +66,7 @@ async def create_completion(
         num_logprobs=request.num_logprobs,
         split_reasoning=False,
     )
-    tracker = RequestTracker(state, key, "completions", request_id)
-    tracker.plan = plan
+    tracker = RequestTracker(state, key, "completions", plan)
     created = int(time.time())
     model = state.config.served_model_name
     deltas = state.loop.stream(plan)

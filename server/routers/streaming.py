@@ -58,9 +58,7 @@ def sse_response(
     render: Callable[[Delta], list[str]],
     include_usage: bool,
 ) -> StreamingResponse:
-    plan = tracker.plan
-    assert plan is not None
-    tail = [lambda: writer.usage(plan)] if include_usage else []
+    tail = [lambda: writer.usage(tracker.plan)] if include_usage else []
     return StreamingResponse(tracked_stream(deltas, tracker, render, tail), media_type="text/event-stream")
 
 
@@ -122,8 +120,8 @@ async def collect(
     return True
 
 
-def _complete(plan: GenerationPlan | None) -> bool:
-    return plan is not None and all(r.finish_reason is not None for r in plan.results)
+def _complete(plan: GenerationPlan) -> bool:
+    return all(r.finish_reason is not None for r in plan.results)
 
 
 def with_token_ids(body: dict[str, Any], plan: GenerationPlan, wanted: bool) -> dict[str, Any]:
