@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,8 @@ import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+
+from benchmarks.servers import Server
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
@@ -72,41 +73,22 @@ def local_config(target: str, *, interval: str = "1s") -> dict[str, Any]:
     return config
 
 
-class PrometheusProcess:
+class PrometheusProcess(Server):
     """A throwaway Prometheus on a loopback port with its own storage directory."""
 
     def __init__(self, config: dict[str, Any], folder: Path, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.config_path = folder / "prometheus.yml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.log_path = folder / "prometheus.log"
-        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                tool("prometheus"),
-                f"--config.file={self.config_path}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"prometheus not ready:\n{self.log_path.read_text()}")
+        config_path = folder / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config))
+        command = [
+            tool("prometheus"),
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        super().__init__(command, port, "/-/ready", folder / "prometheus.log", timeout=60)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)
+        response = httpx.get(f"{self.base_url}/api/v1/query", params={"query": promql}, timeout=10)
         response.raise_for_status()
         body = response.json()
         assert body["status"] == "success", body
@@ -115,13 +97,3 @@ class PrometheusProcess:
     def scalar(self, promql: str) -> float | None:
         result = self.query(promql)
         return float(result[0]["value"][1]) if result else None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()

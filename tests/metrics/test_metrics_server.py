@@ -270,7 +270,7 @@ def test_prometheus_scrapes_the_expected_values(metrics_server: ServerProcess, c
             time.sleep(1)
         segments = {r["metric"]["segment"] for r in prometheus.query("s1serve:generated_tokens:rate1m")}
         assert segments == {"thinking", "answer"}
-        rules = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        rules = httpx.get(f"{prometheus.base_url}/api/v1/rules", timeout=10).json()["data"]["groups"]
         assert {g["name"] for g in rules} == {"s1serve-recording", "s1serve-alerts"}
         assert all(r["health"] == "ok" for g in rules for r in g["rules"]), rules
     finally:
