@@ -9,7 +9,6 @@ import openai
 import pytest
 
 from tests.integration.server_process import ServerProcess
-from tests.integration.tiny_model import build_forcing_model
 
 # An explicit KV cache size skips the CPU backend's warm-up pass and memory probing: faster, steadier starts.
 ENGINE_ARGS = [
@@ -24,11 +23,6 @@ ENGINE_ARGS = [
     "--block-size",
     "32",
 ]
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_forcing_model(tmp_path_factory.mktemp("models") / "tiny-s1", trigger_scale=25.0)
 
 
 @pytest.fixture(scope="session")

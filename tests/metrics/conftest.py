@@ -10,21 +10,15 @@ import pytest
 
 from tests.integration.conftest import ENGINE_ARGS
 from tests.integration.server_process import ServerProcess
-from tests.integration.tiny_model import build_forcing_model
 
 KEYS = {"alice": "sk-alice-secret", "bob": "sk-bob-secret", "carol": "sk-carol-secret"}
 
 
 @pytest.fixture(scope="session")
-def metrics_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_forcing_model(tmp_path_factory.mktemp("models") / "tiny-s1-metrics", trigger_scale=25.0)
-
-
-@pytest.fixture(scope="session")
-def metrics_server(metrics_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def metrics_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     log = tmp_path_factory.mktemp("logs") / "metrics-server.log"
     keys = [arg for name, secret in KEYS.items() for arg in ("--api-key", f"{name}={secret}")]
-    args = ["--model", str(metrics_model), "--served-model-name", "tiny", "--log-json", *keys]
+    args = ["--model", str(tiny_model), "--served-model-name", "tiny", "--log-json", *keys]
     server = ServerProcess([*args, *ENGINE_ARGS], log)
     yield server
     server.stop()
@@ -50,7 +44,7 @@ def carol(metrics_server: ServerProcess) -> openai.OpenAI:
 
 
 @pytest.fixture(scope="session")
-def tokenizer(metrics_model: Path):
+def tokenizer(tiny_model: Path):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(metrics_model))
+    return AutoTokenizer.from_pretrained(str(tiny_model))
