@@ -191,6 +191,7 @@ class EngineLoop:
             request_id = f"{plan.request_id}-{index}-{round_no}"
             sequence = TokensPrompt(prompt_token_ids=prompt + ctl.completion_ids)
             holdback = TriggerHoldback(rnd.stop[0]) if rnd.stop else None
+            wants_logprobs = rnd.segment == "answer" and plan.num_logprobs is not None
             async for out in self.engine.generate(sequence, params, request_id):
                 o = out.outputs[0]
                 if o.token_ids:
@@ -202,11 +203,10 @@ class EngineLoop:
                     finish_reason, stop_reason = o.finish_reason, o.stop_reason
                     if holdback is not None and finish_reason != "stop":
                         text += holdback.flush()
-                if text or (rnd.segment == "answer" and plan.num_logprobs is not None and o.token_ids):
+                if text or (wants_logprobs and o.token_ids):
                     if rnd.segment == "answer" and result.first_answer_at is None:
                         result.first_answer_at = time.monotonic()
-                    wants = rnd.segment == "answer" and plan.num_logprobs is not None
-                    logprobs = self._logprobs(o, plan.num_logprobs) if wants else None
+                    logprobs = self._logprobs(o, plan.num_logprobs) if wants_logprobs else None
                     yield Delta(index, rnd.segment, text, logprobs)
             attempt = None
             if rnd.segment == "thinking" and finish_reason == "stop":
