@@ -42,6 +42,7 @@ def build_plan(
     opened: bool,
     spec: BudgetSpec | None,
     output_limit: int | None,
+    prompt_field: str,
     limit_field: str,
     num_logprobs: int | None,
     split_reasoning: bool,
@@ -52,8 +53,8 @@ def build_plan(
     context_left = state.max_model_len - len(prompt_ids)
     if context_left <= 0:
         raise APIError(
-            f"the prompt is {len(prompt_ids)} tokens, the model's context is {state.max_model_len}",
-            param="messages" if limit_field == "max_completion_tokens" else "prompt",
+            f"{prompt_field}: the prompt is {len(prompt_ids)} tokens, the model's context is {state.max_model_len}",
+            param=prompt_field,
         )
     if output_limit is not None and output_limit > context_left:
         raise APIError(

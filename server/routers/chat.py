@@ -68,6 +68,7 @@ async def create_chat_completion(
         opened=opened,
         spec=spec,
         output_limit=request.output_limit,
+        prompt_field="messages",
         limit_field="max_completion_tokens" if request.max_completion_tokens is not None else "max_tokens",
         num_logprobs=request.num_logprobs,
         split_reasoning=True,

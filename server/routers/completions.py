@@ -62,6 +62,7 @@ async def create_completion(
         opened=opened,
         spec=spec,
         output_limit=request.output_limit,
+        prompt_field="prompt",
         limit_field="max_tokens",
         num_logprobs=request.num_logprobs,
         split_reasoning=False,

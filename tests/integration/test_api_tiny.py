@@ -225,6 +225,8 @@ BAD_REQUESTS = [
     ({"reasoning_effort": "extreme"}, "reasoning_effort"),
     ({"temperature": "hot"}, "temperature"),
     ({"max_tokens": 5000}, "max_tokens"),
+    ({"max_tokens": None, "max_completion_tokens": 5000}, "max_completion_tokens"),
+    ({"messages": [{"role": "user", "content": "word " * 3000}]}, "messages"),  # longer than the context
     ({"unknown_field": 1}, "unknown_field"),
 ]
 
@@ -251,6 +253,13 @@ def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(
         timeout=60,
     )
     assert ok.status_code == 200 and ok.json()["choices"][0]["thinking"]["thinking_tokens"] == 3
+
+
+def test_completions_prompt_longer_than_the_context_names_prompt(tiny_server: ServerProcess) -> None:
+    body = {"model": "tiny", "prompt": "word " * 3000, "max_tokens": 5}
+    r = httpx.post(f"{tiny_server.base_url}/v1/completions", json=body, timeout=60)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == "prompt" and "context" in r.json()["error"]["message"]
 
 
 def test_sdk_raises_bad_request(tiny: openai.OpenAI) -> None:
