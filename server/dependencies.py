@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import Request
 
+from server.api_keys import NO_KEY, key_name
 from server.errors import APIError
 from server.state import ServerState
 
@@ -19,14 +18,11 @@ def api_key_name(request: Request) -> str:
     state: ServerState = request.app.state.s1
     keys = state.config.api_keys
     if not keys:
-        return "none"
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer":
-        for secret, name in keys.items():
-            if hmac.compare_digest(token.strip().encode(), secret.encode()):
-                return name
-    raise APIError("invalid or missing API key", status=401, type="authentication_error", code="invalid_api_key")
+        return NO_KEY
+    name = key_name(keys, request.headers.get("authorization", ""))
+    if name is None:
+        raise APIError("invalid or missing API key", status=401, type="authentication_error", code="invalid_api_key")
+    return name
 
 
 def accepting(request: Request) -> None:

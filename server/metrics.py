@@ -8,7 +8,6 @@ bounded whatever users send.
 from __future__ import annotations
 
 import contextvars
-import hmac
 import json
 import logging
 import time
@@ -19,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from budget.controller import ThinkingReport
+from server.api_keys import NO_KEY, key_name
 
 logger = logging.getLogger("s1serve.requests")
 
@@ -32,7 +32,6 @@ INSERT_KINDS = ("wait", "final_answer", "delimiter")
 FORCING_EVENTS = ("forced_end", "wait_inserted", "min_suppressed")
 # Paths counted in s1serve_requests_total, and their `endpoint` label.
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions", "/v1/models": "models"}
-NO_KEY = "none"
 
 
 class Metrics:
@@ -180,12 +179,7 @@ def key_label(api_keys: dict[str, str], headers: list[tuple[bytes, bytes]]) -> s
     if not api_keys:
         return NO_KEY
     header = next((v.decode("latin-1") for k, v in headers if k.lower() == b"authorization"), "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer":
-        for secret, name in api_keys.items():
-            if hmac.compare_digest(token.strip().encode(), secret.encode()):
-                return name
-    return NO_KEY
+    return key_name(api_keys, header) or NO_KEY
 
 
 class RequestCounter:
