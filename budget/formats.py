@@ -7,7 +7,7 @@ training targets), so a model is always served in the format it was trained in.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -35,27 +35,6 @@ class ThinkingFormat:
     def render_assistant(self, thinking: str, answer: str) -> str:
         """The assistant turn a model of this format is trained to write."""
         return f"{self.prompt_suffix}{thinking.strip()}\n{self.end}{self.end_sep}{answer.strip()}"
-
-    def split(self, text: str, *, opened: bool) -> tuple[str | None, str]:
-        """Split generated text into (thinking, answer).
-
-        `opened` says the prompt already ended inside a thinking segment. Returns thinking
-        None when the text holds no thinking segment at all.
-        """
-        if not opened:
-            start_at = text.find(self.start)
-            if start_at < 0:
-                return None, text
-            text = text[start_at + len(self.start) :]
-            if text.startswith(self.start_sep):
-                text = text[len(self.start_sep) :]
-        end_at = text.find(self.end)
-        if end_at < 0:
-            return text, ""
-        answer = text[end_at + len(self.end) :]
-        if answer.startswith(self.end_sep):
-            answer = answer[len(self.end_sep) :]
-        return text[:end_at], answer
 
 
 S1 = ThinkingFormat(
@@ -93,14 +72,13 @@ def detect_format(
     *,
     model_name: str,
     chat_template: str | None,
-    vocab: Container[str],
     recorded: str | None = None,
 ) -> ThinkingFormat:
     """Pick the thinking format of a model.
 
     Order: a format recorded in the model folder (written by the trainer's export), the s1
-    model names, a `<think>` tag in the chat template or vocabulary, and `think` as the choice
-    for chat models with no native thinking.
+    model names, an s1 thinking tag in the chat template, and otherwise `think`: the native
+    format of `<think>` models and the choice for chat models with no native thinking.
     """
     if recorded:
         return get_format(recorded)
@@ -109,8 +87,6 @@ def detect_format(
     template = chat_template or ""
     if "<|im_start|>think" in template:
         return S1
-    if "<think>" in template or "<think>" in vocab:
-        return THINK
     return THINK
 
 

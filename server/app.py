@@ -37,7 +37,6 @@ def resolve_format(flag: str | None, model_path: str, tokenizer: Any) -> Thinkin
     return detect_format(
         model_name=model_path,
         chat_template=getattr(tokenizer, "chat_template", None),
-        vocab=tokenizer.get_vocab(),
         recorded=recorded_format(model_path),
     )
 

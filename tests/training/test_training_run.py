@@ -244,9 +244,7 @@ def test_s1serve_serves_the_export_with_budget_forcing(full_run: Path, tmp_path:
     export = full_run / "final"
     recorded = json.loads((export / "s1serve.json").read_text())["thinking_format"]
     tokenizer = AutoTokenizer.from_pretrained(export)
-    unrecorded = detect_format(
-        model_name=str(export), chat_template=tokenizer.chat_template, vocab=tokenizer.get_vocab()
-    ).name
+    unrecorded = detect_format(model_name=str(export), chat_template=tokenizer.chat_template).name
     server = ServerProcess(["--model", str(export), "--served-model-name", "sft", *ENGINE_ARGS], tmp_path / "log")
     try:
         client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)

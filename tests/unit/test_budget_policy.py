@@ -78,10 +78,10 @@ def test_effort_parser_rejects_unknown_levels() -> None:
 
 
 def test_format_detection_order() -> None:
-    assert detect_format(model_name="x", chat_template=None, vocab={}, recorded="s1") is S1
-    assert detect_format(model_name="simplescaling/s1.1-32B", chat_template=None, vocab={}) is S1
-    assert detect_format(model_name="m", chat_template="{{ '<think>' }}", vocab={}) is THINK
-    assert detect_format(model_name="m", chat_template="", vocab={}) is THINK
+    assert detect_format(model_name="x", chat_template=None, recorded="s1") is S1
+    assert detect_format(model_name="simplescaling/s1.1-32B", chat_template=None) is S1
+    assert detect_format(model_name="m", chat_template="{{ '<think>' }}") is THINK
+    assert detect_format(model_name="m", chat_template="") is THINK
 
 
 def feed_all(splitter: ThinkingSplitter, pieces: list[str]) -> list[tuple[str, str]]:
