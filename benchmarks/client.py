@@ -37,18 +37,6 @@ class RequestRecord:
     finish_reason: str | None = None
     error: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "prompt_index": self.prompt_index,
-            "max_tokens": self.max_tokens,
-            "latency_s": self.end - self.start,
-            "completion_tokens": self.completion_tokens,
-            "thinking": self.thinking,
-            "finish_reason": self.finish_reason,
-            "error": self.error,
-            "events": [[round(e.t, 6), e.kind, e.text] for e in self.events],
-        }
-
 
 def make_client(base_url: str, concurrency: int) -> openai.AsyncOpenAI:
     limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8)

@@ -16,7 +16,6 @@ class ThinkingSplitter:
         self.state = "thinking" if opened else "before"
         self._buffer = ""
         self._skip_sep = fmt.start_sep if opened else ""
-        self.saw_thinking = opened
 
     def feed(self, text: str) -> list[tuple[str, str]]:
         """Return (segment, text) pieces that are certain; segment is 'thinking' or 'answer'."""
@@ -48,7 +47,7 @@ class ThinkingSplitter:
                 out.append((segment, self._buffer[:at]))
             self._buffer = self._buffer[at + len(delimiter) :]
             if self.state == "before":
-                self.state, self._skip_sep, self.saw_thinking = "thinking", self.fmt.start_sep, True
+                self.state, self._skip_sep = "thinking", self.fmt.start_sep
             else:
                 self.state, self._skip_sep = "answer", self.fmt.end_sep
 

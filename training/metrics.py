@@ -31,10 +31,10 @@ def flops_per_token(config: PretrainedConfig, matmul_params: int, seq_len: float
 class MetricsLog:
     """`metrics.jsonl` in the output folder; on resume, rows after the resumed step are dropped."""
 
-    def __init__(self, path: Path, *, resume_step: int | None) -> None:
+    def __init__(self, path: Path, *, resume_step: int) -> None:
         self.path = path
         kept: list[str] = []
-        if resume_step is not None and path.exists():
+        if path.exists():
             for line in path.read_text().splitlines():
                 if line.strip() and json.loads(line)["step"] <= resume_step:
                     kept.append(line)

@@ -105,12 +105,3 @@ def load_base_weights(model: nn.Module, path: str) -> None:
             raise ValueError(f"{path}: weights missing for {sorted(missing)[:5]}")
         state = {k: v.float() for k, v in state.items() if k in expected}
     set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
-
-
-def count_parameters(config: PretrainedConfig) -> tuple[int, int]:
-    """(all parameters, non-embedding parameters) from the config alone."""
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
-    total = sum(p.numel() for p in model.parameters())
-    embedding = model.get_input_embeddings().weight.numel()
-    return total, total - embedding
