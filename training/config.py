@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from budget.formats import FORMATS
+
 
 @dataclass
 class ModelConfig:
@@ -195,6 +197,8 @@ def validate(job: JobConfig) -> None:
         raise ValueError("--dataset is required")
     if job.data.dataset_format not in ("auto", "s1k", "s1k-1.1", "messages"):
         raise ValueError(f"unknown --dataset-format {job.data.dataset_format!r}")
+    if job.data.thinking_format not in FORMATS:
+        raise ValueError(f"unknown --thinking-format {job.data.thinking_format!r}; choose one of {sorted(FORMATS)}")
     if job.data.trace_source not in ("deepseek", "gemini"):
         raise ValueError(f"unknown --trace-source {job.data.trace_source!r}")
     if job.train.mixed_precision not in ("auto", "bf16", "fp32"):

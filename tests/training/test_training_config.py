@@ -32,6 +32,8 @@ def test_recipe_then_flags(tmp_path: Path) -> None:
         parse_args(["--config", str(recipe)])
     with pytest.raises(ValueError, match="--model"):
         parse_args(["--dataset", "d"])
+    with pytest.raises(ValueError, match="unknown --thinking-format 'r1'"):  # refused before any data is read
+        parse_args(["--model", "m", "--dataset", "d", "--thinking-format", "r1"])
 
 
 def test_s1_recipe_matches_the_paper() -> None:
