@@ -93,15 +93,20 @@ def _cpu_has_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def explicit_dests(parser: Any, argv: list[str]) -> set[str]:
-    """The option dests the user actually passed (defaults we may change are the others)."""
-    dests = set()
-    for action in parser._actions:
-        for opt in action.option_strings:
-            for arg in argv:
-                if arg == opt or arg.startswith(opt + "=") or arg.replace("_", "-") == opt:
-                    dests.add(action.dest)
-    return dests
+def explicit_dests(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The option dests the user actually passed (defaults we may change are the others).
+
+    Parses `argv` a second time with every default suppressed, so the parser itself decides
+    what was given: `--block_size=16`, `--config FILE` and `--flag value` all count.
+    """
+    saved = [(action, action.default) for action in parser._actions]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for action, default in saved:
+            action.default = default
 
 
 def serve(argv: list[str]) -> int:
