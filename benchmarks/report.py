@@ -34,26 +34,24 @@ def interventions(record: RequestRecord, workload: Workload) -> list[dict[str, A
     events = record.events
     found = []
     for i, e in enumerate(events):
-        if e.kind == "reasoning" and e.text == workload.wait_text:
-            kind = "wait"
-        elif e.kind == "content" and e.text == workload.final_answer_text:
-            kind = "final_answer"
-        else:
-            continue
-        if i == 0 or i + 1 >= len(events) or not tpot:
+        kind = _marker_kind(e, workload)
+        if kind is None or i == 0 or i + 1 >= len(events) or not tpot:
             continue
         before, after = events[i - 1], events[i + 1]
-        if _is_marker(before, workload) or _is_marker(after, workload):
+        if _marker_kind(before, workload) or _marker_kind(after, workload):
             continue  # back-to-back insertions: no generated token to time against
         gap = after.t - before.t
         found.append({"kind": kind, "gap_ms": gap * 1e3, "tpot_ms": tpot * 1e3, "added_tpot": gap / tpot - 1.0})
     return found
 
 
-def _is_marker(e: Any, workload: Workload) -> bool:
-    return (e.kind == "reasoning" and e.text == workload.wait_text) or (
-        e.kind == "content" and e.text == workload.final_answer_text
-    )
+def _marker_kind(e: Any, workload: Workload) -> str | None:
+    """'wait' or 'final_answer' when the stream event is exactly that inserted text."""
+    if e.kind == "reasoning" and e.text == workload.wait_text:
+        return "wait"
+    if e.kind == "content" and e.text == workload.final_answer_text:
+        return "final_answer"
+    return None
 
 
 def request_tpot(record: RequestRecord) -> float | None:

