@@ -5,7 +5,9 @@ until it stops (end attempt, cap or length); the round ends when the slowest one
 whose attempt is overridden get the wait text and go into the next round; the others wait.
 When no prompt is thinking any more, one answer round generates every answer. The policy
 (when to insert the wait text, when the cap forces the end and what is appended) is s1's,
-with the token counts s1serve reports: inserted text counts as completion tokens.
+with the token counts s1serve reports: inserted text counts as completion tokens. It shares
+no forcing code with `budget/` on purpose: that D and E produce the same token counts
+(`P3_same_token_counts`) then cross-checks two independent implementations.
 
 Run in its own process: python -m benchmarks.reference JOB.json RESULT.json
 JOB: {"model", "engine_args": [...], "prompts": [...], "batch_size", "output_len",
