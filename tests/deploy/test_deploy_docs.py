@@ -1,4 +1,4 @@
-"""The README's Deploy section: the memory arithmetic is recomputed from the model architecture, and the
+"""The Deploy guide (docs/deploy.md): the memory arithmetic is recomputed from the model architecture, and the
 sizing table, overlays and commands it shows match the files in deploy/."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 import pytest
 from deploy_helpers import K8S, REPO, SERVING_KUSTOMIZATIONS, flag_value, kustomize, one
 
-DOC = (REPO / "README.md").read_text()
+DOC = (REPO / "docs" / "deploy.md").read_text()
 GIB = 2**30
 
 # s1.1-32B = Qwen2.5-32B architecture.
