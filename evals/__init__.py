@@ -1,0 +1,1 @@
+"""Test-time scaling evaluation: the s1 paper's accuracy-vs-thinking curves through any OpenAI-compatible endpoint."""

@@ -1,0 +1,162 @@
+"""`s1serve eval` / `python -m evals`: test-time scaling curves of a model behind any OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from evals.client import Endpoint, EndpointError
+from evals.data import DataError, load_records
+from evals.methods import METHODS, PlanError, Sweep, parse_methods, plan
+from evals.metrics import SCALING_UNIT
+from evals.plot import plot
+from evals.report import render
+from evals.runner import Runner, Settings, load_rows
+from evals.summary import summarize
+from evals.tasks import TASKS, build_questions, detect_task
+
+
+def _ints(flag: str, minimum: int = 0):
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        if any(v < minimum for v in values):
+            raise argparse.ArgumentTypeError(f"values must be at least {minimum}, got {text!r}")
+        return values
+
+    parse.__name__ = flag
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="s1serve eval",
+        description="Accuracy against thinking tokens (the s1 paper's scaling curves) through an OpenAI-compatible "
+        "chat endpoint.",
+    )
+    p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="endpoint root, ending in /v1")
+    p.add_argument("--model", default=None, help="model name (default: the first the endpoint lists)")
+    p.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", "unused"), help="default $OPENAI_API_KEY")
+    p.add_argument(
+        "--dataset", required=True, help="a .jsonl/.json/.parquet file, aime24|math500|gpqa, or a hub id[:config]"
+    )
+    p.add_argument("--split", default=None, help="hub split (default: the benchmark's usual one)")
+    p.add_argument("--task", choices=TASKS, default=None, help="prompt and checker (default: from the columns)")
+    p.add_argument("--methods", default="budget", help=f"comma list of {', '.join(METHODS)}")
+    p.add_argument("--max-thinking", type=_ints("max-thinking"), default=(512, 1024, 2048, 4096, 8192))
+    p.add_argument("--min-thinking", type=_ints("min-thinking"), default=(), help="budget: min budgets")
+    p.add_argument("--num-ignore", type=_ints("num-ignore"), default=(), help="budget: waits to force")
+    p.add_argument("--wait-text", default="Wait", help="text appended when an end of thinking is overridden")
+    p.add_argument("--steps", type=_ints("steps", 1), default=(16, 32, 64, 128), help="step-conditional budgets")
+    p.add_argument("--tokens-per-step", type=int, default=100, help="thinking tokens a step counts for")
+    p.add_argument("--samples", type=_ints("samples", 1), default=(1, 2, 4, 8), help="majority: samples per question")
+    p.add_argument("--majority-max-thinking", type=int, default=None, help="majority: thinking cap per sample")
+    p.add_argument("--max-tries", type=int, default=8, help="rejection: samples drawn at most per question")
+    p.add_argument("--max-tokens", type=int, default=32768, help="bound on all generated tokens of a sample")
+    p.add_argument("--temperature", type=float, default=0.0, help="for single-sample methods")
+    p.add_argument("--sample-temperature", type=float, default=0.7, help="for majority and rejection")
+    p.add_argument("--seed", type=int, default=0, help="seeds requests and the GPQA option order")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
+    p.add_argument("--retries", type=int, default=5, help="retries on 429/5xx/connection errors")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds one request may take")
+    p.add_argument("--limit", type=int, default=None, help="first N questions only")
+    p.add_argument("--out", required=True, type=Path, help="output folder (also the resume cache)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return asyncio.run(evaluate(args))
+    except (DataError, PlanError, EndpointError) as e:
+        print(f"s1serve eval: error: {e}", file=sys.stderr)
+        return 2
+
+
+async def evaluate(args: argparse.Namespace) -> int:
+    if args.concurrency < 1 or args.max_tokens < 1 or args.max_tries < 1:
+        raise PlanError("--concurrency, --max-tokens and --max-tries must be at least 1")
+    sweep = Sweep(
+        max_thinking=args.max_thinking,
+        min_thinking=args.min_thinking,
+        num_ignore=args.num_ignore,
+        wait_text=args.wait_text,
+        steps=args.steps,
+        tokens_per_step=args.tokens_per_step,
+        samples=args.samples,
+        majority_max_thinking=args.majority_max_thinking,
+        max_tries=args.max_tries,
+    )
+    points = plan(parse_methods(args.methods), sweep)
+    rows = load_records(args.dataset, args.split)
+    task = args.task or detect_task(rows)
+    questions = build_questions(rows, task, args.dataset, args.seed)[: args.limit]
+    args.out.mkdir(parents=True, exist_ok=True)
+    samples_path = args.out / "samples.jsonl"
+    done = load_rows(samples_path)
+
+    endpoint = Endpoint(args.base_url, args.api_key, args.concurrency, args.retries, args.timeout)
+    started = time.perf_counter()
+    try:
+        model = args.model or await _first_model(endpoint)
+        settings = Settings(
+            model, args.max_tokens, args.temperature, args.sample_temperature, args.seed, args.max_tries
+        )
+        runner = Runner(endpoint, settings, questions, points, samples_path, show_progress=not args.no_progress)
+        if runner.pending(done):
+            # Only a run with work to do talks to the endpoint: a finished run resumes offline.
+            await _check_model(endpoint, model)
+            before = set(done)
+            await runner.run(done)
+            new_rows = [done[k] for k in set(done) - before]
+        else:
+            new_rows = []
+    finally:
+        await endpoint.close()
+    wall = time.perf_counter() - started
+
+    methods = summarize(points, questions, done, runner.keys, set(runner.failed_methods))
+    new_tokens = sum(r["completion_tokens"] or 0 for r in new_rows)
+    summary: dict[str, Any] = {
+        "model": model,
+        "base_url": args.base_url,
+        "dataset": str(args.dataset),
+        "task": task,
+        "questions": len(questions),
+        "scaling_unit": SCALING_UNIT,
+        "methods": methods,
+        "failed_methods": runner.failed_methods,
+        "requests_sent": endpoint.requests_sent,
+        "wall_s": wall,
+        "output_tokens_per_second": new_tokens / wall if new_rows and wall > 0 else None,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("api_key", "out")},
+    }
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (args.out / "summary.md").write_text(render(summary))
+    plot(summary, args.out / "scaling.png")
+    for name, reason in runner.failed_methods.items():
+        print(f"s1serve eval: {name} did not run: {reason}", file=sys.stderr)
+    print(f"wrote {args.out}/summary.json, summary.md, scaling.png, samples.jsonl", file=sys.stderr)
+    return 1 if runner.failed_methods else 0
+
+
+async def _first_model(endpoint: Endpoint) -> str:
+    models = await endpoint.served_models()
+    if not models:
+        raise EndpointError(f"{endpoint.base_url} lists no models; pass --model")
+    return models[0]
+
+
+async def _check_model(endpoint: Endpoint, model: str) -> None:
+    models = await endpoint.served_models()
+    if models is not None and model not in models:
+        raise EndpointError(f"{endpoint.base_url} does not serve model {model!r}; it serves {', '.join(models)}")

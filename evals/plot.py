@@ -1,0 +1,37 @@
+"""scaling.png: accuracy against mean thinking tokens on a log x-axis, one line per method, as in the s1 figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    skipped = []
+    for name, method in summary["methods"].items():
+        # A log axis cannot show zero thinking; such points (and unknown counts) are listed below the plot.
+        shown = [p for p in method["points"] if (p["mean_thinking_tokens"] or 0) > 0 and p["accuracy"] is not None]
+        skipped += [f"{name} {p['label']}" for p in method["points"] if p not in shown]
+        if shown:
+            xs = [p["mean_thinking_tokens"] for p in shown]
+            ys = [100 * p["accuracy"] for p in shown]
+            ax.plot(xs, ys, marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("Average thinking tokens (log scale)")
+    ax.set_ylabel("Accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"{summary['model']} on {summary['dataset']}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    if skipped:
+        fig.text(0.01, 0.01, "not shown (no thinking measured): " + ", ".join(skipped)[:150], fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,249 @@
+"""Running every (question, point) of a plan against an endpoint, one JSONL row per sample.
+
+`samples.jsonl` doubles as the resume cache. A row's key hashes everything that shapes its request
+(model, prompt, method, budget, sampling settings, sample index) but not the endpoint's address, so
+a rerun with the same settings skips what is done, and a change of settings computes new rows
+instead of reusing stale ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from evals.checkers import grade
+from evals.client import Endpoint, EndpointError, RequestRejected
+from evals.methods import Point
+from evals.replies import Reply, read_replies
+from evals.tasks import Question
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str
+    max_tokens: int
+    temperature: float = 0.0
+    sample_temperature: float = 0.7
+    seed: int = 0
+    max_tries: int = 8
+
+
+class MethodUnsupported(EndpointError):
+    """The endpoint rejects or ignores what a method needs (s1serve's budget fields)."""
+
+
+def row_key(settings: Settings, question: Question, point: Point, sample: int) -> str:
+    shaping = {
+        "model": settings.model,
+        "prompt": prompt_of(question, point),
+        "method": point.method,
+        "label": point.label,
+        "thinking_budget": point.thinking_budget,
+        "samples": point.samples,
+        "sample": sample,
+        "max_tokens": settings.max_tokens,
+        "temperature": settings.sample_temperature if point.sampled else settings.temperature,
+        "seed": settings.seed,
+        "max_tries": settings.max_tries if point.rejection_cap is not None else None,
+    }
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def prompt_of(question: Question, point: Point) -> str:
+    return f"{question.prompt}\n\n{point.prompt_suffix}" if point.prompt_suffix else question.prompt
+
+
+def request_seed(key: str, attempt: int = 0) -> int:
+    return int(hashlib.sha256(f"{key}:{attempt}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def load_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """Rows already in samples.jsonl by key (a later row with the same key wins; a torn last line is ignored)."""
+    rows: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and "key" in row:
+                rows[row["key"]] = row
+    return rows
+
+
+class Runner:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        settings: Settings,
+        questions: list[Question],
+        points: list[Point],
+        samples_path: Path,
+        show_progress: bool = True,
+    ) -> None:
+        self.endpoint = endpoint
+        self.settings = settings
+        self.questions = questions
+        self.points = points
+        self.samples_path = samples_path
+        self.show_progress = show_progress
+        self.failed_methods: dict[str, str] = {}
+        self._n_supported = True
+
+    def keys(self, question: Question, point: Point) -> list[str]:
+        return [row_key(self.settings, question, point, i) for i in range(point.samples)]
+
+    def pending(self, done: dict[str, dict[str, Any]]) -> list[tuple[Question, Point]]:
+        """Units whose rows are not all in the cache, point by point so early points finish first."""
+        return [(q, p) for p in self.points for q in self.questions if not all(k in done for k in self.keys(q, p))]
+
+    async def run(self, done: dict[str, dict[str, Any]]) -> None:
+        """Compute every pending unit, appending rows as they finish; an endpoint failure stops the run."""
+        units = self.pending(done)
+        if not units:
+            return
+        bar = tqdm(total=len(units), unit="q", desc="eval", file=sys.stderr, disable=not self.show_progress)
+        with self.samples_path.open("a", encoding="utf-8") as sink:
+
+            async def one(question: Question, point: Point) -> None:
+                if point.method in self.failed_methods:
+                    bar.update(1)
+                    return
+                try:
+                    rows = await self._unit(question, point)
+                except MethodUnsupported as e:
+                    self.failed_methods.setdefault(point.method, str(e))
+                else:
+                    for row in rows:
+                        done[row["key"]] = row
+                        sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    sink.flush()
+                bar.update(1)
+                bar.set_postfix(requests=self.endpoint.requests_sent, refresh=False)
+
+            tasks = [asyncio.ensure_future(one(q, p)) for q, p in units]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                bar.close()
+
+    async def _unit(self, question: Question, point: Point) -> list[dict[str, Any]]:
+        keys = self.keys(question, point)
+        if point.rejection_cap is not None:
+            reply, latency, tries = await self._rejection(question, point, keys[0])
+            return [self._row(question, point, keys[0], 0, reply, latency, 1, tries)]
+        if point.samples > 1 and self._n_supported:
+            try:
+                started = time.perf_counter()
+                replies = await self._ask(question, point, request_seed(keys[0]), n=point.samples)
+                latency = time.perf_counter() - started
+                return [
+                    self._row(question, point, k, i, r, latency, len(replies), 1)
+                    for i, (k, r) in enumerate(zip(keys, replies, strict=True))
+                ]
+            except RequestRejected as e:
+                if e.param != "n" and " n " not in f" {e.message} ":
+                    raise
+                self._n_supported = False  # the endpoint takes one choice per request: ask n times instead
+        rows = []
+        for i, key in enumerate(keys):
+            started = time.perf_counter()
+            (reply,) = await self._ask(question, point, request_seed(key), n=1)
+            rows.append(self._row(question, point, key, i, reply, time.perf_counter() - started, 1, 1))
+        return rows
+
+    async def _rejection(self, question: Question, point: Point, key: str) -> tuple[Reply, float, int]:
+        """Resample until the thinking fits the cap (s1's rejection sampling), keeping the last try if none fits."""
+        latency = 0.0
+        for attempt in range(self.settings.max_tries):
+            started = time.perf_counter()
+            (reply,) = await self._ask(question, point, request_seed(key, attempt), n=1)
+            latency += time.perf_counter() - started
+            if reply.thinking_tokens is None:
+                raise MethodUnsupported(
+                    f"method {point.method} needs thinking token counts, and {self.endpoint.base_url} reports none "
+                    "(no `thinking` report, no usage.completion_tokens_details.reasoning_tokens)"
+                )
+            if point.rejection_cap is not None and reply.thinking_tokens <= point.rejection_cap:
+                break
+        return reply, latency, attempt + 1
+
+    async def _ask(self, question: Question, point: Point, seed: int, n: int) -> list[Reply]:
+        body: dict[str, Any] = {
+            "model": self.settings.model,
+            "messages": [{"role": "user", "content": prompt_of(question, point)}],
+            "max_tokens": self.settings.max_tokens,
+            "temperature": self.settings.sample_temperature if point.sampled else self.settings.temperature,
+            "seed": seed,
+        }
+        if n > 1:
+            body["n"] = n
+        if point.thinking_budget is not None:
+            body["thinking_budget"] = point.thinking_budget
+        try:
+            response = await self.endpoint.chat(body)
+        except RequestRejected as e:
+            if point.thinking_budget is not None and "thinking" in f"{e.param} {e.message}".lower():
+                raise MethodUnsupported(
+                    f"method {point.method} needs s1serve's thinking_budget field, "
+                    f"which {self.endpoint.base_url} rejected: {e.message}"
+                ) from None
+            raise
+        replies = read_replies(response)
+        if len(replies) != n:
+            raise EndpointError(f"{self.endpoint.base_url} returned {len(replies)} choices for n={n}")
+        if point.thinking_budget is not None and any(r.report is None for r in replies):
+            raise MethodUnsupported(
+                f"method {point.method} needs s1serve's thinking_budget field, which {self.endpoint.base_url} "
+                "ignored (its answer has no per-choice `thinking` report)"
+            )
+        return replies
+
+    def _row(
+        self,
+        question: Question,
+        point: Point,
+        key: str,
+        sample: int,
+        reply: Reply,
+        latency: float,
+        choices: int,
+        tries: int,
+    ) -> dict[str, Any]:
+        # The answer is graded; a response that never left its thinking is graded on the thinking.
+        graded = grade(question.checker, question.gold, reply.answer if reply.answer.strip() else reply.thinking)
+        report = reply.report or {}
+        return {
+            "key": key,
+            "question_id": question.id,
+            "method": point.method,
+            "kind": point.kind,
+            "budget": point.budget,
+            "label": point.label,
+            "sample": sample,
+            "prompt": prompt_of(question, point),
+            "thinking": reply.thinking,
+            "answer": reply.answer,
+            "extracted": graded.extracted,
+            "gold": question.gold,
+            "correct": graded.correct,
+            "thinking_tokens": reply.thinking_tokens,
+            "answer_tokens": reply.answer_tokens,
+            "completion_tokens": reply.completion_tokens,
+            "waits_inserted": report.get("waits_inserted"),
+            "forced_end": report.get("forced_end"),
+            "thinking_report": reply.report,
+            "finish_reason": reply.finish_reason,
+            "tries": tries,
+            "latency_s": round(latency / choices, 4),  # this sample's share of its request's time
+        }
