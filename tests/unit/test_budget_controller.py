@@ -204,7 +204,6 @@ def test_thinking_never_exceeds_cap_with_many_waits(s1: FakeCodec) -> None:
         ({"max_tokens": 5, "min_tokens": 6}, "thinking_budget.min_tokens"),
         ({"max_tokens": -1}, "thinking_budget.max_tokens"),
         ({"min_tokens": -2}, "thinking_budget.min_tokens"),
-        ({"num_ignore": 1, "wait_text": ""}, "thinking_budget.num_ignore"),
         ({"max_tokens": 2.5}, "thinking_budget.max_tokens"),
         ({"num_ignore": True}, "thinking_budget.num_ignore"),
     ],
