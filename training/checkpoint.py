@@ -16,6 +16,8 @@ import random
 import re
 import shutil
 import warnings
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,12 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch import nn
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import (
+    get_model_state_dict,
+    get_state_dict,
+    set_model_state_dict,
+    set_state_dict,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +52,35 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+@dataclass
+class _InFlight:
+    """A checkpoint being written in the background: finished by `_finalize` once its future is done."""
+
+    step: int
+    tmp: Path
+    final: Path
+    payload: dict[str, Any]
+    future: Future
+
+
 class Checkpointer:
-    def __init__(self, root: Path, keep_last: int) -> None:
+    """Writes and restores checkpoints; with `async_save` the write overlaps the next steps.
+
+    An asynchronous save copies this rank's shards to host memory (the only pause in
+    training), then a background thread writes them over a gloo group of its own. The folder
+    is renamed into place only once every rank's data is on disk, so an in-flight checkpoint
+    lost to a crash leaves the previous complete one to resume from.
+    """
+
+    def __init__(self, root: Path, keep_last: int, *, contents: str = "full", async_save: bool = False) -> None:
         self.root = root
         self.keep_last = keep_last
+        self.contents = contents
         self.rank = dist.get_rank()
+        self.async_save = async_save
+        # Background collectives must not share a group with the training loop's.
+        self._group = dist.new_group(backend="gloo") if async_save else None
+        self._in_flight: _InFlight | None = None
 
     def _complete(self) -> list[tuple[int, Path]]:
         if not self.root.is_dir():
@@ -62,8 +93,7 @@ class Checkpointer:
         return sorted(found)
 
     def latest(self) -> Path | None:
-        done = self._complete()
-        return done[-1][1] if done else None
+        return latest_checkpoint(self.root)
 
     def clean_partial(self) -> None:
         """Remove temp folders left by a job killed while writing (rank 0 only)."""
@@ -80,26 +110,66 @@ class Checkpointer:
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         trainer: dict[str, Any],
     ) -> Path:
+        """Start (async) or write a checkpoint; returns its final path."""
+        self.wait()  # one in flight at a time: its host copy is reused memory
         final = self.root / f"step-{step:08d}"
         tmp = final.with_name(final.name + ".tmp")
         if self.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         dist.barrier()
-        model_state, optim_state = get_state_dict(model, optimizer)
-        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(tmp))
+        if self.contents == "model":
+            state: dict[str, Any] = {"model": get_model_state_dict(model)}
+        else:
+            model_state, optim_state = get_state_dict(model, optimizer)
+            state = {"model": model_state, "optim": optim_state}
         torch.save(rng_state(), tmp / f"rng-rank{self.rank}.pt")
+        payload = {"step": step, "contents": self.contents, "scheduler": scheduler.state_dict(), **trainer}
+        if self.async_save:
+            future = dcp.async_save(state, checkpoint_id=str(tmp), process_group=self._group)
+            self._in_flight = _InFlight(step, tmp, final, payload, future)
+            return final
+        dcp.save(state, checkpoint_id=str(tmp))
         dist.barrier()
-        if self.rank == 0:
-            payload = {"step": step, "scheduler": scheduler.state_dict(), **trainer}
-            (tmp / TRAINER_FILE).write_text(json.dumps(payload, indent=2))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            for _, old in self._complete()[: -self.keep_last] if self.keep_last > 0 else []:
-                shutil.rmtree(old, ignore_errors=True)
+        self._finalize(tmp, final, payload)
         dist.barrier()
         return final
+
+    def _finalize(self, tmp: Path, final: Path, payload: dict[str, Any]) -> None:
+        """Rank 0: trainer state last, then the rename that makes the checkpoint count, then pruning."""
+        if self.rank != 0:
+            return
+        (tmp / TRAINER_FILE).write_text(json.dumps(payload, indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for _, old in self._complete()[: -self.keep_last] if self.keep_last > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def poll(self) -> Path | None:
+        """Finish a background save whose data is written; the checkpoint's path when one finished.
+
+        On rank 0 a done future means every rank's shards are on disk (it gathers their results),
+        so the rename needs no collective and the loop never waits here.
+        """
+        pending = self._in_flight
+        if pending is None or not pending.future.done():
+            return None
+        self._in_flight = None
+        pending.future.result()  # raises the writer's error, if any
+        self._finalize(pending.tmp, pending.final, pending.payload)
+        return pending.final
+
+    def wait(self) -> Path | None:
+        """Block until the background save (if any) is complete on every rank."""
+        pending = self._in_flight
+        if pending is None:
+            return None
+        self._in_flight = None
+        pending.future.result()
+        self._finalize(pending.tmp, pending.final, pending.payload)
+        dist.barrier()
+        return pending.final
 
     def load(
         self,
@@ -109,11 +179,23 @@ class Checkpointer:
         scheduler: torch.optim.lr_scheduler.LRScheduler,
     ) -> dict[str, Any]:
         """Restore everything in place; returns the trainer state (step, data fingerprint, ...)."""
-        model_state, optim_state = get_state_dict(model, optimizer)
-        state = {"model": model_state, "optim": optim_state}
-        dcp.load(state, checkpoint_id=str(path))
-        set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-        trainer = json.loads((path / TRAINER_FILE).read_text())
+        trainer = read_trainer_state(path)
+        if trainer.get("contents", "full") == "model":
+            model_state = get_model_state_dict(model)
+            state: dict[str, Any] = {"model": model_state}
+            dcp.load(state, checkpoint_id=str(path))
+            set_model_state_dict(model, state["model"])
+            if self.rank == 0:
+                logger.warning(
+                    "%s holds weights only: the optimizer state (Adam moments) starts afresh, so the resumed "
+                    "run does not match an uninterrupted one",
+                    path,
+                )
+        else:
+            model_state, optim_state = get_state_dict(model, optimizer)
+            state = {"model": model_state, "optim": optim_state}
+            dcp.load(state, checkpoint_id=str(path))
+            set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
         scheduler.load_state_dict(trainer.pop("scheduler"))
         rng_file = path / f"rng-rank{self.rank}.pt"
         if rng_file.exists():
@@ -121,6 +203,22 @@ class Checkpointer:
         else:
             logger.warning("%s has no RNG state for rank %d (world size changed?)", path, self.rank)
         return trainer
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The newest complete checkpoint under `root` (one with its trainer state written)."""
+    if not root.is_dir():
+        return None
+    found = []
+    for path in root.iterdir():
+        match = _STEP_DIR.match(path.name)
+        if match and (path / TRAINER_FILE).is_file():
+            found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+def read_trainer_state(path: Path) -> dict[str, Any]:
+    return json.loads((path / TRAINER_FILE).read_text())
 
 
 def load_model_state(path: Path) -> dict[str, torch.Tensor]:

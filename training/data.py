@@ -35,41 +35,102 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------- loading
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+@dataclass
+class Records:
+    """Rows with where each came from, so an error can name the file and row."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    def add(self, rows: list[dict[str, Any]], source: str, unit: str = "row", numbers: list[int] | None = None) -> None:
+        self.sources.append(source)
+        for i, row in enumerate(rows):
+            self.rows.append(row)
+            self.origins.append(f"{source} {unit} {numbers[i] if numbers else i + 1}")
+
+
+def _read_jsonl(path: Path, out: Records) -> None:
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json" and text.lstrip().startswith("["):
-        return json.loads(text)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: not valid JSON: {e}") from None
+        out.add(rows, str(path), "row")
+        return
+    rows, numbers = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path} line {number}: not valid JSON: {e}") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path} line {number}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+        numbers.append(number)
+    out.add(rows, str(path), "line", numbers)
 
 
-def _read_parquet(path: Path) -> list[dict[str, Any]]:
+def _read_parquet(path: Path, out: Records) -> None:
     try:
         import pyarrow.parquet as pq
     except ModuleNotFoundError:
         raise DataError(f"reading {path} needs pyarrow: pip install pyarrow (or convert the data to JSONL)") from None
-    return pq.read_table(path).to_pylist()
+    out.add(pq.read_table(path).to_pylist(), str(path), "row")
 
 
-def _read_file(path: Path) -> list[dict[str, Any]]:
+def _read_file(path: Path, out: Records) -> None:
     if path.suffix in (".jsonl", ".json"):
-        return _read_jsonl(path)
-    if path.suffix == ".parquet":
-        return _read_parquet(path)
-    raise DataError(f"unsupported data file {path}: use .jsonl, .json or .parquet")
+        _read_jsonl(path, out)
+    elif path.suffix == ".parquet":
+        _read_parquet(path, out)
+    else:
+        raise DataError(f"unsupported data file {path}: use .jsonl, .json or .parquet")
 
 
-def load_records(source: str, split: str = "train") -> list[dict[str, Any]]:
-    """Rows from a local file, a folder of files (one split's files if named so), or a hub dataset id."""
+def local_data_files(source: str, split: str = "train") -> list[Path] | None:
+    """The files a local `source` stands for, or None when it is not a local path."""
     path = Path(source)
     if path.is_file():
-        return _read_file(path)
+        return [path]
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".json", ".parquet"))
         split_files = [p for p in files if p.name.startswith(split) or p.parent.name == split]
         files = split_files or files
         if not files:
             raise DataError(f"no .jsonl/.json/.parquet files under {path}")
-        return [row for p in files for row in _read_file(p)]
+        return files
+    return None
+
+
+def looks_local(source: str) -> bool:
+    """A path rather than a hub id: hub ids are `name` or `owner/name`."""
+    return (
+        source.startswith(("/", ".", "~"))
+        or source.count("/") > 1
+        or "\\" in source
+        or Path(source).suffix
+        in (
+            ".jsonl",
+            ".json",
+            ".parquet",
+        )
+    )
+
+
+def read_records(source: str, split: str = "train") -> Records:
+    """Rows from a local file, a folder of files (one split's files if named so), or a hub dataset id."""
+    out = Records()
+    files = local_data_files(source, split)
+    if files is not None:
+        for p in files:
+            _read_file(p, out)
+        return out
+    if looks_local(source):
+        raise DataError(f"--dataset {source}: no such file or folder")
     try:
         import datasets
     except ModuleNotFoundError:
@@ -77,7 +138,13 @@ def load_records(source: str, split: str = "train") -> list[dict[str, Any]]:
             f"{source!r} is not a local file or folder; loading it as a Hugging Face dataset id needs the "
             "`datasets` package (pip install datasets) and access to the hub"
         ) from None
-    return list(datasets.load_dataset(source, split=split))
+    out.add(list(datasets.load_dataset(source, split=split)), f"{source} ({split})", "row")
+    return out
+
+
+def load_records(source: str, split: str = "train") -> list[dict[str, Any]]:
+    """The rows of `read_records`, without their origins."""
+    return read_records(source, split).rows
 
 
 # --------------------------------------------------------------------------- records to turns
@@ -91,6 +158,14 @@ class Conversation:
     assistant: str
 
 
+# Columns each format reads (`{src}` is the trace source).
+REQUIRED_COLUMNS = {
+    "s1k": ("question", "thinking_trajectories", "attempt"),
+    "s1k-1.1": ("question", "{src}_thinking_trajectory", "{src}_attempt"),
+    "messages": ("messages",),
+}
+
+
 def detect_format(record: dict[str, Any]) -> str:
     if "messages" in record:
         return "messages"
@@ -98,7 +173,23 @@ def detect_format(record: dict[str, Any]) -> str:
         return "s1k-1.1"
     if "thinking_trajectories" in record:
         return "s1k"
-    raise DataError(f"cannot tell the dataset format from the columns {sorted(record)}")
+    raise DataError(
+        f"cannot tell the dataset format from the columns {sorted(record)}: expected `messages` (messages), "
+        "`deepseek_thinking_trajectory` or `gemini_thinking_trajectory` (s1k-1.1), or `thinking_trajectories` (s1k)"
+    )
+
+
+def check_columns(record: dict[str, Any], cfg: DataConfig) -> str:
+    """The row's format, after checking it has every column that format reads."""
+    if not isinstance(record, dict):
+        raise DataError(f"expected a row of named columns, got {type(record).__name__}")
+    kind = detect_format(record) if cfg.dataset_format == "auto" else cfg.dataset_format
+    needed = [c.format(src=cfg.trace_source) for c in REQUIRED_COLUMNS[kind]]
+    for column in needed:
+        if column not in record or record[column] is None:
+            what = "missing" if column not in record else "empty (null)"
+            raise DataError(f"column {column!r} is {what}; format {kind} needs {needed}")
+    return kind
 
 
 def _with_prefix(answer: str, prefix: str) -> str:
@@ -108,7 +199,7 @@ def _with_prefix(answer: str, prefix: str) -> str:
 
 
 def to_conversation(record: dict[str, Any], cfg: DataConfig, fmt: ThinkingFormat) -> Conversation:
-    kind = detect_format(record) if cfg.dataset_format == "auto" else cfg.dataset_format
+    kind = check_columns(record, cfg)
     if kind == "messages":
         messages = [dict(m) for m in record["messages"]]
         if not messages or messages[-1].get("role") != "assistant":
@@ -123,11 +214,9 @@ def to_conversation(record: dict[str, Any], cfg: DataConfig, fmt: ThinkingFormat
         traces = record["thinking_trajectories"]
         thinking = "\n".join(traces) if isinstance(traces, list) else str(traces)
         answer = record["attempt"]
-    elif kind == "s1k-1.1":
+    else:
         thinking = record[f"{cfg.trace_source}_thinking_trajectory"]
         answer = record[f"{cfg.trace_source}_attempt"]
-    else:
-        raise DataError(f"unknown dataset format {kind!r}")
     assistant = fmt.render_assistant(thinking, _with_prefix(answer, cfg.answer_prefix))
     return Conversation(prompt=[{"role": "user", "content": record["question"]}], assistant=assistant)
 
@@ -170,48 +259,90 @@ class SFTData:
     examples: list[Example]
     total: int = 0
     too_long: int = 0
-    dropped: int = 0
+    """Examples longer than the block size: truncated + dropped_long + prompt_fills_block."""
     truncated: int = 0
+    """Long examples cut to the block size, keeping part of their assistant turn."""
+    dropped_long: int = 0
+    """Long examples dropped by --drop-long."""
+    prompt_fills_block: int = 0
+    """Long examples dropped because the prompt alone fills the block: nothing left to learn."""
     fingerprint: str = ""
     lengths: list[int] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_long + self.prompt_fills_block
 
     def summary(self) -> str:
         n = len(self.lengths)
         longest = max(self.lengths, default=0)
         mean = sum(self.lengths) / n if n else 0.0
+        parts = [f"{self.truncated} truncated, cutting their answers", f"{self.dropped_long} dropped (--drop-long)"]
+        if self.prompt_fills_block:
+            parts.append(f"{self.prompt_fills_block} dropped because the prompt alone fills the block")
         return (
             f"{self.total} examples, {len(self.examples)} used; {self.too_long} longer than the block size "
-            f"({self.truncated} truncated, cutting their answers; {self.dropped} dropped); "
-            f"tokens: mean {mean:.0f}, longest {longest}"
+            f"({'; '.join(parts)}); tokens: mean {mean:.0f}, longest {longest}"
         )
 
 
-def build_dataset(tokenizer: Any, records: Iterable[dict[str, Any]], cfg: DataConfig) -> SFTData:
+def build_dataset(
+    tokenizer: Any, records: Records | Iterable[dict[str, Any]], cfg: DataConfig, *, source: str = ""
+) -> SFTData:
+    """Tokenize every row; errors name the file and row, and an empty result says why."""
+    if not isinstance(records, Records):
+        plain = Records()
+        plain.add(list(records), source or cfg.dataset or "data", "row")
+        records = plain
     fmt = get_format(cfg.thinking_format)
-    data = SFTData(examples=[])
+    data = SFTData(examples=[], sources=records.sources)
     digest = hashlib.sha256()
-    for record in records:
+    for record, origin in zip(records.rows, records.origins, strict=True):
         data.total += 1
-        ex = tokenize(tokenizer, to_conversation(record, cfg, fmt))
+        try:
+            ex = tokenize(tokenizer, to_conversation(record, cfg, fmt))
+        except DataError as e:
+            raise DataError(f"{origin}: {e}") from None
         n = len(ex.input_ids)
         data.lengths.append(n)
         if n > cfg.block_size:
             data.too_long += 1
             if cfg.drop_long:
-                data.dropped += 1
+                data.dropped_long += 1
+                continue
+            ex = Example(ex.input_ids[: cfg.block_size], ex.labels[: cfg.block_size])
+            # Position 0 predicts nothing; a label at 1 or later is a token to learn.
+            if int((ex.labels[1:] != IGNORE_INDEX).sum()) == 0:
+                data.prompt_fills_block += 1
                 continue
             data.truncated += 1
-            ex = Example(ex.input_ids[: cfg.block_size], ex.labels[: cfg.block_size])
-        if int((ex.labels[1:] != IGNORE_INDEX).sum()) == 0:
-            data.dropped += 1
-            continue
         digest.update(ex.input_ids.numpy().tobytes())
         digest.update(ex.labels.numpy().tobytes())
         data.examples.append(ex)
     if not data.examples:
-        raise DataError("no usable training examples")
+        raise DataError(_why_empty(data, cfg))
     data.fingerprint = digest.hexdigest()[:16]
     return data
+
+
+def _why_empty(data: SFTData, cfg: DataConfig) -> str:
+    where = ", ".join(data.sources) or cfg.dataset
+    if data.total == 0:
+        return f"no usable training examples: {where} has no rows"
+    reasons = []
+    if data.dropped_long:
+        reasons.append(f"{data.dropped_long} longer than --block-size {cfg.block_size} (dropped by --drop-long)")
+    if data.prompt_fills_block:
+        reasons.append(
+            f"{data.prompt_fills_block} whose prompt alone fills --block-size {cfg.block_size}, leaving no "
+            "assistant token to learn"
+        )
+    return (
+        f"no usable training examples in {where}: all {data.total} were dropped: {'; '.join(reasons)}. "
+        f"Their lengths run from {min(data.lengths)} to {max(data.lengths)} tokens; raise --block-size"
+        + (" or leave out --drop-long to truncate them" if data.dropped_long else "")
+    )
 
 
 # --------------------------------------------------------------------------- order and batches
@@ -240,6 +371,47 @@ class BatchPlan:
         """Micro-batches per rank per step: the same on every rank, so collectives line up."""
         per_rank = math.ceil(self.global_batch_size / self.world_size)
         return math.ceil(per_rank / self.micro_batch_size)
+
+    def schedule_steps(self, epochs: int) -> int:
+        """Length of the learning-rate schedule: every epoch."""
+        return self.steps_per_epoch * epochs
+
+    def stop_step(self, epochs: int, max_steps: int) -> int:
+        """The step the run ends at: the schedule's end, or --max-steps when that comes first."""
+        total = self.schedule_steps(epochs)
+        return min(max_steps, total) if max_steps else total
+
+    def describe(self, epochs: int, max_steps: int) -> list[tuple[str, str]]:
+        """(level, line) pairs for the start of a run; each line is literally true of the run."""
+        total = self.schedule_steps(epochs)
+        stop = self.stop_step(epochs, max_steps)
+        spe = self.steps_per_epoch
+        lines: list[tuple[str, str]] = []
+        if max_steps and max_steps < total:
+            lines.append(
+                ("info", f"{stop} steps (--max-steps) of a {total}-step schedule: {epochs} epochs x {spe} steps")
+            )
+        else:
+            lines.append(("info", f"{total} steps: {epochs} epochs x {spe} steps"))
+            if max_steps > total:
+                lines.append(("warning", f"--max-steps {max_steps} is past the end; the run stops at step {total}"))
+        g, w, mb, ms = self.global_batch_size, self.world_size, self.micro_batch_size, self.micro_steps
+        slots = w * ms * mb
+        if slots == g:
+            lines.append(("info", f"global batch {g} = {w} ranks x {ms} micro-batches x {mb}"))
+        else:
+            lines.append(
+                (
+                    "warning",
+                    f"global batch {g} on {w} ranks: {ms} micro-batches of {mb} per rank fill {slots} example "
+                    f"slots, {slots - g} of them empty each step (computed with no loss); a global batch "
+                    f"divisible by {w * mb} wastes none",
+                )
+            )
+        last = self.num_examples - (spe - 1) * g
+        if last != g:
+            lines.append(("info", f"the last step of each epoch has {last} of {g} examples"))
+        return lines
 
     def epoch_order(self, epoch: int) -> list[int]:
         gen = torch.Generator().manual_seed(self.seed + epoch)

@@ -27,17 +27,61 @@ _SHARD_BYTES = 5 * 1024**3
 _AC_PREFIX = "_checkpoint_wrapped_module."
 
 
-def _shards(state: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-    shards: list[dict[str, torch.Tensor]] = [{}]
+def _plan_files(sizes: list[tuple[str, int]]) -> list[list[str]]:
+    """Names per safetensors file, in order, each file up to 5 GB (a larger tensor gets its own)."""
+    files: list[list[str]] = [[]]
     size = 0
-    for name, tensor in state.items():
-        nbytes = tensor.numel() * tensor.element_size()
-        if shards[-1] and size + nbytes > _SHARD_BYTES:
-            shards.append({})
+    for name, nbytes in sizes:
+        if files[-1] and size + nbytes > _SHARD_BYTES:
+            files.append([])
             size = 0
-        shards[-1][name] = tensor
+        files[-1].append(name)
         size += nbytes
-    return shards
+    return files
+
+
+def _file_names(count: int) -> list[str]:
+    if count == 1:
+        return ["model.safetensors"]
+    return [f"model-{i:05d}-of-{count:05d}.safetensors" for i in range(1, count + 1)]
+
+
+def _begin(out: str | Path) -> tuple[Path, Path]:
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return out, tmp
+
+
+def _finish(
+    tmp: Path, out: Path, *, base: str, thinking_format: str, dtype: torch.dtype, files: list[list[str]], total: int
+) -> Path:
+    """Index, config, tokenizer, generation config and the format record; then the rename."""
+    names = _file_names(len(files))
+    if len(files) > 1:
+        weight_map = {tensor: fname for fname, group in zip(names, files, strict=True) for tensor in group}
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
+    config = AutoConfig.from_pretrained(base)
+    config.dtype = dtype
+    config.use_cache = True
+    config.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(base).save_pretrained(tmp)
+    try:
+        generation = GenerationConfig.from_pretrained(base)
+    except OSError:
+        generation = GenerationConfig.from_model_config(config)
+    generation.save_pretrained(tmp)
+    (tmp / FORMAT_FILE).write_text(json.dumps({"thinking_format": thinking_format}) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def _tied(base: str) -> bool:
+    return bool(getattr(AutoConfig.from_pretrained(base), "tie_word_embeddings", False))
 
 
 def write_hf_folder(
@@ -49,45 +93,57 @@ def write_hf_folder(
     dtype: str = "bfloat16",
 ) -> Path:
     """Write `state` (full weights, Hugging Face names) with the base model's config and tokenizer."""
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    out, tmp = _begin(out)
     torch_dtype = getattr(torch, dtype)
-
-    config = AutoConfig.from_pretrained(base)
-    config.dtype = torch_dtype
-    config.use_cache = True
-    state = {name.replace(_AC_PREFIX, ""): t.detach().to("cpu", torch_dtype).contiguous() for name, t in state.items()}
-    if getattr(config, "tie_word_embeddings", False):
+    state = {name.replace(_AC_PREFIX, ""): t for name, t in state.items()}
+    if _tied(base):
         state.pop("lm_head.weight", None)
+    sizes = [(name, t.numel() * torch_dtype.itemsize) for name, t in state.items()]
+    files = _plan_files(sizes)
+    for fname, group in zip(_file_names(len(files)), files, strict=True):
+        shard = {name: state[name].detach().to("cpu", torch_dtype).contiguous() for name in group}
+        save_file(shard, tmp / fname, metadata={"format": "pt"})
+    total = sum(n for _, n in sizes)
+    return _finish(tmp, out, base=base, thinking_format=thinking_format, dtype=torch_dtype, files=files, total=total)
 
-    shards = _shards(state)
-    if len(shards) == 1:
-        save_file(shards[0], tmp / "model.safetensors", metadata={"format": "pt"})
-    else:
-        weight_map: dict[str, str] = {}
-        for i, shard in enumerate(shards, 1):
-            name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-            save_file(shard, tmp / name, metadata={"format": "pt"})
-            weight_map.update(dict.fromkeys(shard, name))
-        total = sum(t.numel() * t.element_size() for t in state.values())
-        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-        (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
-    config.save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(base).save_pretrained(tmp)
-    try:
-        generation = GenerationConfig.from_pretrained(base)
-    except OSError:
-        generation = GenerationConfig.from_model_config(config)
-    generation.save_pretrained(tmp)
-    (tmp / FORMAT_FILE).write_text(json.dumps({"thinking_format": thinking_format}) + "\n")
+def export_sharded(
+    model: torch.nn.Module, *, base: str, out: str | Path, thinking_format: str, dtype: str = "bfloat16"
+) -> Path | None:
+    """Export a sharded model without holding it whole on one rank.
 
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    Every rank joins the all-gather of one parameter at a time; rank 0 converts it to the
+    export dtype and keeps it until its 5 GB file is complete and written. Rank 0's peak is one
+    file plus one full fp32 tensor, not the whole model twice. Returns the folder on rank 0.
+    """
+    import torch.distributed as dist
+    from torch.distributed.tensor import DTensor
+
+    rank = dist.get_rank()
+    torch_dtype = getattr(torch, dtype)
+    state = {name.replace(_AC_PREFIX, ""): t for name, t in model.state_dict().items()}
+    if _tied(base):
+        state.pop("lm_head.weight", None)
+    sizes = [(name, t.numel() * torch_dtype.itemsize) for name, t in state.items()]
+    files = _plan_files(sizes)
+    out_path, tmp = _begin(out) if rank == 0 else (Path(out), Path())
+    for fname, group in zip(_file_names(len(files)), files, strict=True):
+        shard: dict[str, torch.Tensor] = {}
+        for name in group:
+            tensor = state[name]
+            full = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+            if rank == 0:
+                shard[name] = full.detach().to("cpu", torch_dtype).contiguous()
+            del full
+        if rank == 0:
+            save_file(shard, tmp / fname, metadata={"format": "pt"})
+        del shard
+    if rank != 0:
+        return None
+    total = sum(n for _, n in sizes)
+    return _finish(
+        tmp, out_path, base=base, thinking_format=thinking_format, dtype=torch_dtype, files=files, total=total
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

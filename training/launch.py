@@ -14,6 +14,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from training.config import ConfigError, JobConfig, parse_args
+from training.config import build_parser as train_parser
+from training.data import DataError
+from training.preflight import preflight
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -40,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rdzv-endpoint", default=None, help="HOST:PORT of the rendezvous, for multi-node")
     parser.add_argument("--rdzv-id", default=None, help="job id shared by all nodes")
     parser.add_argument("--max-restarts", default=None, help="torchrun restarts of failed workers")
+    parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the per-rank memory plan for this job on nnodes x nproc-per-node ranks and exit (reads only "
+        "the model's config.json)",
+    )
+    parser.add_argument("--gpu-gb", type=float, default=80.0, help="GPU memory the plan is checked against (GB)")
     return parser
 
 
@@ -63,15 +75,66 @@ def build_command(argv: list[str]) -> list[str]:
     return [*cmd, "-m", "training.sft", *train_args]
 
 
+def world_size(args: argparse.Namespace) -> int:
+    nproc = int(args.nproc_per_node or _default_nproc())
+    nnodes = int(str(args.nnodes).split(":")[-1])
+    return nproc * nnodes
+
+
+def print_plan(job: JobConfig, world: int, gpu_gb: float) -> None:
+    from transformers import AutoConfig
+
+    from training.plan import memory_plan
+
+    config = AutoConfig.from_pretrained(job.model.path)
+    bf16 = job.train.mixed_precision == "bf16" or (job.train.mixed_precision == "auto" and _has_gpu())
+    lines = memory_plan(
+        config,
+        world=world,
+        block_size=job.data.block_size,
+        micro_batch_size=job.train.micro_batch_size,
+        bf16=bf16,
+        activation_checkpointing=job.train.activation_checkpointing,
+        cpu_offload=job.train.cpu_offload,
+        loss_impl="full" if job.train.loss_impl == "full" else "chunked",
+        loss_chunk_tokens=job.train.loss_chunk_tokens,
+        async_checkpoint=job.checkpoint.async_checkpoint and job.checkpoint.checkpoint_every > 0,
+        checkpoint_contents=job.checkpoint.checkpoint_contents,
+        gpu_gb=gpu_gb,
+    )
+    print("\n".join(lines))
+
+
+def _has_gpu() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
 def main(argv: list[str]) -> int:
-    """Exec torchrun; returns only when it cannot start (or for --help)."""
+    """Check the whole job, then exec torchrun; returns only on an error, for --help or --plan."""
     if any(a in ("-h", "--help") for a in argv):
         build_parser().print_help()
         print("\ntraining options (passed to training.sft):")
-        from training.config import build_parser as train_parser
-
         train_parser().print_help()
         return 0
+    args, train_args = build_parser().parse_known_args(argv)
+    try:
+        job = parse_args(train_args, prog="s1serve train")
+        if args.plan:
+            print_plan(job, world_size(args), args.gpu_gb)
+            return 0
+        check = preflight(job)
+    except (ConfigError, DataError) as e:
+        print(f"s1serve train: error: {e}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # a flag error, already printed in one line
+        return int(e.code or 0)
+    for line in check.allowed if check else []:
+        print(f"s1serve train: resume: allowed change {line}", file=sys.stderr)
     cmd = build_command(argv)
     if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
         print(f"s1serve train: cannot find {cmd[0]}", file=sys.stderr)

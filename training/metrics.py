@@ -44,3 +44,58 @@ class MetricsLog:
     def write(self, row: dict[str, Any]) -> None:
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
+
+
+def peak_memory_gb(device: torch.device) -> float:
+    """Peak accelerator memory allocated by this rank, or on CPU its peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 1e9
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+class ScalarLoggers:
+    """TensorBoard event files in <output_dir>/tensorboard and, when asked for, Weights & Biases.
+
+    Both see the same rows as metrics.jsonl. TensorBoard is on by default and skipped with a
+    warning when its package is missing; wandb is off unless --wandb.
+    """
+
+    def __init__(
+        self, out: Path, *, tensorboard: bool, wandb: bool, wandb_project: str, job: dict[str, Any], resume_step: int
+    ) -> None:
+        import logging
+
+        log = logging.getLogger("training")
+        self._tb = None
+        self._wandb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ModuleNotFoundError:
+                log.warning("TensorBoard event files are off: pip install tensorboard (or pass --no-tensorboard)")
+            else:
+                # purge_step hides events a killed run wrote after the step it resumes from.
+                self._tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=resume_step + 1)
+        if wandb:
+            import wandb as wb
+
+            self._wandb = wb.init(project=wandb_project, dir=str(out), config=job, name=out.name)
+
+    _KEYS = ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "peak_memory_gb", "step_time_s", "label_tokens")
+
+    def write(self, row: dict[str, Any]) -> None:
+        step = int(row["step"])
+        scalars = {f"train/{k}": float(row[k]) for k in self._KEYS if k in row}
+        if self._tb is not None:
+            for key, value in scalars.items():
+                self._tb.add_scalar(key, value, step)
+        if self._wandb is not None:
+            self._wandb.log(scalars, step=step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()

@@ -42,17 +42,33 @@ def parameters_on_meta() -> Iterator[None]:
 
 def resolve_model_path(path: str) -> str:
     """A local folder for `path`; a hub id is downloaded once per node (local rank 0) into the HF cache."""
-    if Path(path).is_dir():
-        return path
+    from training.config import ConfigError
+    from training.preflight import check_model
+
+    check_model(path)  # a missing local folder is named as such, before any hub lookup
+    if Path(path).expanduser().is_dir():
+        return str(Path(path).expanduser())
     import os
 
     from huggingface_hub import snapshot_download
 
     patterns = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt", "*.tiktoken"]
+    failure: Exception | None = None
     if int(os.environ.get("LOCAL_RANK", 0)) == 0:
-        snapshot_download(path, allow_patterns=patterns)
+        try:
+            snapshot_download(path, allow_patterns=patterns)
+        except Exception as e:  # noqa: BLE001 - reported below, after every rank has met
+            failure = e
     dist.barrier()
-    return snapshot_download(path, allow_patterns=patterns, local_files_only=True)
+    try:
+        return snapshot_download(path, allow_patterns=patterns, local_files_only=True)
+    except Exception as e:  # noqa: BLE001
+        reason = failure or e
+        first = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+        raise ConfigError(
+            f"--model {path}: no such model folder, and fetching it as a Hugging Face hub id failed "
+            f"({type(reason).__name__}: {first})"
+        ) from None
 
 
 def load_config(path: str) -> PretrainedConfig:

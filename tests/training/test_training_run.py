@@ -176,7 +176,7 @@ def test_tied_embeddings_think_format_checkpointing_and_micro_batches(setup: dic
             "--checkpoint-every", "0", "--no-progress", "--mixed-precision", "bf16", "--cpu-offload",
         ]
     )  # fmt: skip
-    assert "1 longer than the block size (0 truncated, cutting their answers; 1 dropped)" in proc.stdout
+    assert "1 longer than the block size (0 truncated, cutting their answers; 1 dropped (--drop-long))" in proc.stdout
     rows_out = metrics(run)
     assert len(rows_out) == 9  # ceil(19 / 8) * 3
     losses = [r["loss"] for r in rows_out]
