@@ -41,6 +41,7 @@ class Endpoint:
         retries: int = 5,
         timeout_s: float = 3600.0,
         backoff_s: float = 1.0,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
@@ -52,6 +53,7 @@ class Endpoint:
             headers={"Authorization": f"Bearer {api_key}"},
             limits=limits,
             timeout=httpx.Timeout(timeout_s, connect=30.0),
+            transport=transport,
         )
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     skipped = []
@@ -23,6 +24,8 @@ def plot(summary: dict[str, Any], path: Path) -> None:
             ys = [100 * p["accuracy"] for p in shown]
             ax.plot(xs, ys, marker="o", label=name)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 512, not 5.12x10^2
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("Average thinking tokens (log scale)")
     ax.set_ylabel("Accuracy (%)")
     ax.set_ylim(-2, 102)
