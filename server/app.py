@@ -1,26 +1,49 @@
-"""The app factory: a FastAPI app around one in-process vLLM AsyncLLM engine."""
+"""The server: vLLM's own API app around an engine client that forces thinking budgets.
+
+The start-up order follows vLLM's API server: the listening port is bound first (a busy port
+fails in seconds, before any weights load), then the engine starts, then vLLM's app is built
+on the forcing engine client, with s1serve's HTTP layer (keys, drain gate, request
+translation, reports, metrics) in front and its /ready and /version routes added.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from budget.controller import FormatTokens
 from budget.formats import ThinkingFormat, detect_format, get_format
-from server import __version__, errors
-from server.engine_loop import Codec, EngineLoop
-from server.metrics import Metrics, RequestCounter
-from server.routers import chat, completions, system
-from server.state import ServerConfig, ServerState
+from server import __version__
+from server.budget_fields import EffortBudgets
+from server.budget_middleware import HttpConfig, HttpLayer
+from server.forcing_client import Codec, ForcingEngineClient
 
 logger = logging.getLogger("s1serve")
+
+REASONING_PLUGIN = str(Path(__file__).with_name("reasoning_parsers.py"))
+MIDDLEWARE = "server.budget_middleware.BudgetMiddleware"  # outermost: vLLM adds --middleware entries last
+
+
+@dataclass
+class S1Options:
+    """s1serve's own settings, next to vLLM's parsed flags."""
+
+    thinking_format: str | None = None
+    efforts: EffortBudgets = field(default_factory=EffortBudgets)
+    api_keys: dict[str, str] = field(default_factory=dict)  # secret -> name
+    drain_timeout: float = 30.0
+    log_json: bool = False
+    log_requests: bool = True
+    protect_metrics: bool = False
+    budget_profile: str = "exact"
 
 
 def recorded_format(model_path: str) -> str | None:
@@ -31,66 +54,133 @@ def recorded_format(model_path: str) -> str | None:
     return None
 
 
-def resolve_format(flag: str | None, model_path: str, tokenizer: Any) -> ThinkingFormat:
+def resolve_format(flag: str | None, model_path: str, chat_template: str | None) -> ThinkingFormat:
     if flag:
         return get_format(flag)
-    return detect_format(
-        model_name=model_path,
-        chat_template=getattr(tokenizer, "chat_template", None),
-        recorded=recorded_format(model_path),
+    return detect_format(model_name=model_path, chat_template=chat_template, recorded=recorded_format(model_path))
+
+
+def _chat_template(args: argparse.Namespace) -> str | None:
+    """The model's chat template, read before the engine starts (format detection needs it)."""
+    folder = Path(args.tokenizer or args.model)
+    config = folder / "tokenizer_config.json"
+    if config.is_file():
+        template = json.loads(config.read_text()).get("chat_template")
+        if isinstance(template, str):
+            return template
+    jinja = folder / "chat_template.jinja"
+    return jinja.read_text() if jinja.is_file() else None
+
+
+def choose_reasoning_parser(args: argparse.Namespace, fmt: ThinkingFormat) -> None:
+    """s1serve's text-based parser for the format, unless the user named one."""
+    from server.reasoning_parsers import PARSER_NAMES
+
+    if not args.reasoning_parser:
+        args.reasoning_parser = PARSER_NAMES[fmt.name]
+        args.structured_outputs_config.reasoning_parser = args.reasoning_parser
+    if not args.reasoning_parser_plugin:
+        args.reasoning_parser_plugin = REASONING_PLUGIN
+        args.structured_outputs_config.reasoning_parser_plugin = REASONING_PLUGIN
+
+
+def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, served: str) -> None:
+    """s1serve's routes and HTTP layer on vLLM's app."""
+    from prometheus_client import REGISTRY
+
+    from server.metrics import Metrics
+
+    metrics = Metrics(served, registry=REGISTRY)
+    config = HttpConfig(
+        served_model_name=served,
+        efforts=options.efforts,
+        api_keys=options.api_keys,
+        protect_metrics=options.protect_metrics,
+        log_requests=options.log_requests,
+        log_json=options.log_json,
     )
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in ("/version",)]
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """Readiness: 503 while draining or once the engine died, so load balancers stop sending work."""
+        if client.draining or client.errored:
+            return JSONResponse({"status": "draining" if client.draining else "not_ready"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/version")
+    async def version(request: Request) -> dict[str, Any]:
+        import vllm
+
+        return {
+            "version": __version__,
+            "vllm": vllm.__version__,
+            "thinking_format": client.tokens.fmt.name,
+            "forcing": client.forcing_path,
+        }
+
+    app.state.s1_http = HttpLayer(config=config, metrics=metrics, gate=client)
 
 
-def build_state(engine: Any, config: ServerConfig) -> ServerState:
-    tokenizer = engine.get_tokenizer()
-    tokens = FormatTokens.build(config.thinking_format, Codec(tokenizer).encode)
-    model_config = engine.model_config
-    return ServerState(
-        config=config,
-        engine=engine,
-        tokenizer=tokenizer,
-        loop=EngineLoop(engine, tokenizer, tokens),
-        metrics=Metrics(config.served_model_name),
-        max_model_len=model_config.max_model_len,
-        default_sampling=model_config.get_diff_sampling_param(),
-    )
+async def run_server(args: argparse.Namespace, options: S1Options) -> None:
+    """vLLM's single-process API server, with the forcing engine client in the engine's place."""
+    from vllm.entrypoints.launchers.api_server.app_state import init_app_state
+    from vllm.entrypoints.launchers.api_server.entry import build_async_engine_client
+    from vllm.entrypoints.launchers.app import build_app
+    from vllm.entrypoints.launchers.launcher import serve_http, setup_server
+    from vllm.entrypoints.launchers.utils.server_utils import get_uvicorn_log_config
 
-
-def create_app(engine_args: Any, config_overrides: dict[str, Any], thinking_format: str | None) -> FastAPI:
-    """Build the app; the engine starts in the lifespan, inside uvicorn's event loop."""
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        engine = AsyncLLM.from_engine_args(engine_args)
-        try:
-            model_path = engine.model_config.model
-            fmt = resolve_format(thinking_format, model_path, engine.get_tokenizer())
-            served = engine.model_config.served_model_name or model_path
-            config = ServerConfig(
-                served_model_name=served, model_path=model_path, thinking_format=fmt, **config_overrides
-            )
-            app.state.s1 = build_state(engine, config)
-            logger.info("serving %s (thinking format %s, context %d)", served, fmt.name, app.state.s1.max_model_len)
-            stats = asyncio.create_task(_log_stats(engine))
-            yield
-            stats.cancel()
-        finally:
-            engine.shutdown()
-
-    app = FastAPI(title="s1serve", version=__version__, lifespan=lifespan)
-    errors.install(app)
-    app.add_middleware(RequestCounter)  # counts and logs requests refused before generation
-    app.include_router(chat.router)
-    app.include_router(completions.router)
-    app.include_router(system.router)
-    return app
-
-
-async def _log_stats(engine: Any, every: float = 10.0) -> None:
-    """vLLM's periodic engine log lines (throughput, KV usage), as its own server prints them."""
-    while True:
-        await asyncio.sleep(every)
-        with contextlib.suppress(Exception):
-            await engine.do_log_stats()
+    fmt = resolve_format(options.thinking_format, args.model, _chat_template(args))
+    choose_reasoning_parser(args, fmt)
+    args.middleware = [*args.middleware, MIDDLEWARE]
+    listen_address, sock = setup_server(args, reuse_port=False)
+    async with build_async_engine_client(args) as engine:
+        tokenizer = engine.renderer.tokenizer
+        codec = Codec(tokenizer)
+        client = ForcingEngineClient(
+            engine,
+            FormatTokens.build(fmt, codec.encode),
+            codec,
+            drain_timeout=options.drain_timeout,
+            default_profile=options.budget_profile,
+        )
+        supported_tasks = await engine.get_supported_tasks()
+        app = build_app(args, supported_tasks, engine.model_config)
+        served = (args.served_model_name or [args.model])[0]
+        install(app, client, options, served)
+        await init_app_state(client, app.state, args, supported_tasks)
+        logger.info(
+            "serving %s: thinking format %s, reasoning parser %s, forcing by %s, context %d",
+            served,
+            fmt.name,
+            args.reasoning_parser,
+            client.forcing_path,
+            client.max_model_len,
+        )
+        kwargs: dict[str, Any] = {}
+        log_config = get_uvicorn_log_config(args)
+        if log_config is not None:
+            kwargs["log_config"] = log_config
+        shutdown_task = await serve_http(
+            app,
+            sock=sock,
+            enable_ssl_refresh=args.enable_ssl_refresh,
+            host=args.host,
+            port=args.port,
+            log_level=args.uvicorn_log_level,
+            access_log=not args.disable_uvicorn_access_log,
+            timeout_keep_alive=5,
+            ssl_keyfile=args.ssl_keyfile,
+            ssl_certfile=args.ssl_certfile,
+            ssl_ca_certs=args.ssl_ca_certs,
+            ssl_cert_reqs=args.ssl_cert_reqs,
+            ssl_ciphers=args.ssl_ciphers,
+            h11_max_incomplete_event_size=args.h11_max_incomplete_event_size,
+            h11_max_header_count=args.h11_max_header_count,
+            **kwargs,
+        )
+    try:
+        await shutdown_task
+    finally:
+        sock.close()
+        await asyncio.sleep(0)

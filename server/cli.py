@@ -8,10 +8,9 @@ import os
 import sys
 from typing import Any
 
-from server.budget_policy import EffortBudgets
-
 CPU_MEMORY_UTILIZATION = 0.3  # the CPU backend reserves this share of a NUMA node for KV cache
 CPU_BLOCK_SIZE = 32
+S1SERVE_GROUP = "s1serve"
 
 
 def parse_api_keys(values: list[str]) -> dict[str, str]:
@@ -28,46 +27,82 @@ def parse_api_keys(values: list[str]) -> dict[str, str]:
 
 
 def serve_parser() -> Any:
-    from vllm.engine.arg_utils import AsyncEngineArgs
+    """vLLM's own `serve` flags (frontend and engine), with s1serve's group first."""
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-    parser = FlexibleArgumentParser(prog="s1serve serve", description="Serve a reasoning model with budget forcing.")
-    group = parser.add_argument_group("s1serve")
-    group.add_argument("--host", default="0.0.0.0")
-    group.add_argument("--port", type=int, default=8000)
+    parser = FlexibleArgumentParser(
+        prog="s1serve serve",
+        description="Serve a reasoning model with budget forcing, on vLLM's OpenAI, Responses and Anthropic APIs.",
+    )
+    group = parser.add_argument_group(S1SERVE_GROUP, "Budget forcing, drain and request logging.")
     group.add_argument(
         "--thinking-format",
         choices=["s1", "think"],
         default=None,
-        help="override the thinking format detected from the model",
+        help="thinking delimiters of the model (default: detected from the model folder, name and chat template)",
     )
     group.add_argument(
         "--reasoning-effort-budgets",
         default="",
-        help="thinking caps for reasoning_effort, e.g. low=1024,medium=4096,high=16384",
+        help="thinking caps for reasoning_effort levels, e.g. low=1024,medium=4096,high=16384,max=none "
+        "(defaults: minimal=256 low=1024 medium=4096 high=16384 xhigh=32768 max=none; none disables thinking)",
     )
     group.add_argument(
-        "--api-key",
-        action="append",
-        default=[],
-        help="NAME=SECRET or SECRET; repeatable; also read from S1SERVE_API_KEY",
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to finish in-flight requests after SIGTERM (new requests get 503 meanwhile)",
     )
     group.add_argument(
-        "--drain-timeout", type=float, default=30.0, help="seconds to finish in-flight requests after SIGTERM"
+        "--budget-profile",
+        choices=["exact", "harness"],
+        default="exact",
+        help="forcing semantics when a request names none: exact caps, or token-for-token s1 harness parity "
+        "(see docs/fidelity.md)",
     )
-    group.add_argument("--log-json", action="store_true", help="request log lines as JSON")
-    group.add_argument("--disable-request-log", action="store_true")
-    AsyncEngineArgs.add_cli_args(parser)
+    group.add_argument("--log-json", action="store_true", help="write the per-request log line as JSON")
+    group.add_argument("--disable-request-log", action="store_true", help="no per-request log line")
+    group.add_argument(
+        "--protect-metrics", action="store_true", help="/metrics needs an API key too (when keys are configured)"
+    )
+    make_arg_parser(parser)
+    for action in parser._actions:
+        if action.dest == "api_key":
+            action.help = (
+                "API keys, each NAME=SECRET or SECRET (named 'default'); also S1SERVE_API_KEY. "
+                "The name labels the request's metrics."
+            )
     return parser
 
 
-def engine_args_from(args: argparse.Namespace, explicit: set[str]) -> Any:
-    from vllm.engine.arg_utils import AsyncEngineArgs
+def print_serve_help(parser: Any) -> None:
+    """s1serve's flags with their help, then where vLLM's flags are listed."""
+    formatter = parser._get_formatter()
+    formatter.add_usage("s1serve serve [--model MODEL] [s1serve flags] [vLLM flags]", [], [])
+    formatter.add_text(parser.description)
+    for group in parser._action_groups:
+        if group.title == S1SERVE_GROUP:
+            formatter.start_section("s1serve flags")
+            formatter.add_arguments(group._group_actions)
+            formatter.end_section()
+    formatter.add_text(
+        "Every vLLM serve flag passes through (--model, --host, --port, --api-key, --tensor-parallel-size, "
+        "--max-model-len, --reasoning-parser, --tool-call-parser, ...). List them with --help=all, "
+        "one group with --help=<group> (e.g. --help=ModelConfig), or search with --help=<word>."
+    )
+    print(formatter.format_help())
+
+
+def apply_cpu_defaults(args: argparse.Namespace, explicit: set[str]) -> None:
+    """The default model and the CPU backend's defaults, for flags the user did not give."""
     from vllm.platforms import current_platform
 
     from server.default_model import SERVED_NAME, ensure_default_model
 
-    if "model" not in explicit:
+    if getattr(args, "model_tag", None):
+        args.model = args.model_tag
+    elif "model" not in explicit:
         args.model = str(ensure_default_model())
         if not args.served_model_name:
             args.served_model_name = [SERVED_NAME]
@@ -84,7 +119,6 @@ def engine_args_from(args: argparse.Namespace, explicit: set[str]) -> Any:
             # The CPU backend's default 128-token blocks leave most of a resubmitted thinking
             # round outside the prefix cache; 32-token blocks let forcing reuse it.
             args.block_size = CPU_BLOCK_SIZE
-    return AsyncEngineArgs.from_cli_args(args)
 
 
 def _cpu_has_bf16() -> bool:
@@ -110,42 +144,44 @@ def explicit_dests(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]
 
 
 def serve(argv: list[str]) -> int:
-    import uvicorn
-
-    from server.app import create_app
-    from server.drain import DrainingServer
-
     parser = serve_parser()
+    if any(a in ("-h", "--help") for a in argv):
+        print_serve_help(parser)
+        return 0
     args = parser.parse_args(argv)
-    log_level = str(getattr(args, "log_level", "info")).lower()
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    keys = list(args.api_key)
+    from vllm.entrypoints.launchers.cli_args import validate_parsed_serve_args
+    from vllm.logger import configure_logging_from_args
+
+    from server.budget_fields import EffortBudgets
+
+    configure_logging_from_args(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    keys = list(args.api_key or [])
     if not keys and os.environ.get("S1SERVE_API_KEY"):
         keys = [os.environ["S1SERVE_API_KEY"]]
     try:
         efforts = EffortBudgets.parse(args.reasoning_effort_budgets)
     except ValueError as e:
         parser.error(str(e))
-    engine_args = engine_args_from(args, explicit_dests(parser, argv))
-    overrides = {
-        "efforts": efforts,
-        "api_keys": parse_api_keys(keys),
-        "drain_timeout": args.drain_timeout,
-        "log_json": args.log_json,
-        "log_requests": not args.disable_request_log,
-    }
-    app = create_app(engine_args, overrides, args.thinking_format)
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=log_level,
-        timeout_graceful_shutdown=int(args.drain_timeout),
-        access_log=False,
+    apply_cpu_defaults(args, explicit_dests(parser, argv))
+    args.api_key = None  # s1serve checks keys itself, with names for the metrics
+    validate_parsed_serve_args(args)
+
+    import uvloop
+
+    from server.app import S1Options, run_server
+
+    options = S1Options(
+        thinking_format=args.thinking_format,
+        efforts=efforts,
+        api_keys=parse_api_keys(keys),
+        drain_timeout=args.drain_timeout,
+        log_json=args.log_json,
+        log_requests=not args.disable_request_log,
+        protect_metrics=args.protect_metrics,
+        budget_profile=args.budget_profile,
     )
-    DrainingServer(config).run()
+    uvloop.run(run_server(args, options))
     return 0
 
 
