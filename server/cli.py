@@ -189,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            "usage: s1serve {serve,train,bench} [options]\n  serve  run the OpenAI-compatible server\n"
-            "  train  fine-tune with FSDP2 (torchrun)\n  bench  compare with vLLM's server and the s1 reference loop"
+            "usage: s1serve {serve,train,bench,eval} [options]\n  serve  run the OpenAI-compatible server\n"
+            "  train  fine-tune with FSDP2 (torchrun)\n  bench  compare with vLLM's server and the s1 reference loop\n"
+            "  eval   test-time scaling curves (accuracy vs thinking tokens) through an OpenAI-compatible endpoint"
         )
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
@@ -204,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.run import main as bench_main
 
         return bench_main(rest)
-    print(f"s1serve: unknown command {command!r}; use serve, train or bench", file=sys.stderr)
+    if command == "eval":
+        from evals.cli import main as eval_main
+
+        return eval_main(rest)
+    print(f"s1serve: unknown command {command!r}; use serve, train, bench or eval", file=sys.stderr)
     return 2
 
 
