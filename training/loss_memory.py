@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 
@@ -21,6 +20,14 @@ _PAGE = 4096
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * _PAGE
+
+
+def _peak_rss_bytes() -> int:
+    """VmHWM: this process image's high-water mark. (ru_maxrss is not: it keeps the peak of the
+    parent process the child was forked from, across exec.)"""
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
 
 
 def measure_one(impl: str, tokens: int, hidden: int, vocab: int, chunk_tokens: int, dtype: str) -> dict:
@@ -50,7 +57,7 @@ def measure_one(impl: str, tokens: int, hidden: int, vocab: int, chunk_tokens: i
     else:
         loss = chunked_cross_entropy(h, w, labels, chunk_tokens)
     loss.backward()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss_bytes()
     return {"impl": impl, "loss": float(loss), "peak_rise_bytes": max(0, peak - baseline)}
 
 

@@ -50,9 +50,10 @@ def peak_memory_gb(device: torch.device) -> float:
     """Peak accelerator memory allocated by this rank, or on CPU its peak resident set size."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 1e9
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    # VmHWM, not ru_maxrss: the latter keeps the launcher's peak the worker was forked from.
+    with open("/proc/self/status") as f:
+        line = next(x for x in f if x.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024 / 1e9
 
 
 class ScalarLoggers:

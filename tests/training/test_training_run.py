@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed.checkpoint as dcp
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from tiny_qwen import build_model, synthetic_records, write_jsonl
@@ -108,6 +109,7 @@ def test_sigkill_then_resume_reproduces_the_losses(setup: dict[str, Path], full_
     args = ["--model", str(setup["model"]), "--dataset", str(setup["data"]), "--output-dir", str(run), *COMMON]
     killed = torchrun([*args, "--debug-sigkill-after-step", "5"], check=False)
     assert killed.returncode != 0
+    assert "checkpoint: " in killed.stdout and "(writing in the background)" in killed.stdout  # async by default
     assert "SIGKILL" in killed.stdout + killed.stderr
     assert [r["step"] for r in metrics(run)] == [1, 2, 3, 4, 5]
     assert checkpoints(run) == ["step-00000003"]  # steps 4 and 5 are lost
@@ -123,8 +125,9 @@ def test_sigkill_then_resume_reproduces_the_losses(setup: dict[str, Path], full_
     expected = [r["loss"] for r in metrics(full_run)]
     got = [r["loss"] for r in metrics(run)]
     assert [r["step"] for r in metrics(run)] == list(range(1, STEPS + 1))
-    assert got == pytest.approx(expected, rel=1e-5, abs=1e-6)
-    assert [r["lr"] for r in metrics(run)] == pytest.approx([r["lr"] for r in metrics(full_run)])
+    # Same ranks, same data order, restored RNG and optimizer state: the very same floats.
+    assert got == expected
+    assert [r["lr"] for r in metrics(run)] == [r["lr"] for r in metrics(full_run)]
     args[args.index("--output-dir") + 1] = str(single)
     torchrun([*args, "--resume", "--no-export"], nproc=1)
     assert [r["loss"] for r in metrics(single)] == pytest.approx(expected, rel=1e-5, abs=1e-6)
@@ -159,6 +162,115 @@ def test_export_folder(setup: dict[str, Path], full_run: Path) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_tensorboard_events_carry_the_metrics(full_run: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(full_run / "tensorboard"))
+    events.Reload()
+    rows = metrics(full_run)
+    for tag in ("loss", "lr", "grad_norm", "tokens_per_s", "peak_memory_gb"):
+        scalars = events.Scalars(f"train/{tag}")
+        assert [e.step for e in scalars] == [r["step"] for r in rows], tag
+        assert [e.value for e in scalars] == pytest.approx([r[tag] for r in rows], rel=1e-6), tag
+    assert all(r["peak_memory_gb"] > 0 for r in rows)
+
+
+def _launch(argv: list[str], timeout: int = 120) -> subprocess.CompletedProcess:
+    code = f"from training.launch import main; raise SystemExit(main({argv!r}))"
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_resume_with_changed_settings_is_refused_before_torchrun(setup: dict[str, Path], full_run: Path) -> None:
+    before = (full_run / "metrics.jsonl").read_text()
+    argv = ["--nproc-per-node", "2", "--model", str(setup["model"]), "--dataset", str(setup["data"])]
+    argv += ["--output-dir", str(full_run), *COMMON, "--resume"]
+    changed = argv + ["--global-batch-size", "8", "--seed", "7", "--lr", "2e-3", "--epochs", "1"]
+    proc = _launch(changed)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = proc.stderr
+    assert "refusing to resume from" in err and "step-00000012" in err
+    for line in (
+        "--global-batch-size 4 -> 8",
+        "--seed 42 -> 7",
+        "--lr 0.001 -> 0.002",
+        # the checkpoint is at step 12 of 6 steps per epoch: 1 epoch would end before it
+        "--epochs 2 -> 1: the checkpoint is at step 12, epoch 2, past the new end (1 epochs x 6 steps = 6 steps)",
+    ):
+        assert line in err, line
+    assert "Traceback" not in err and "ChildFailedError" not in err and "torch.distributed" not in err
+    assert (full_run / "metrics.jsonl").read_text() == before
+
+    # torchrun started directly: the workers refuse too, in one message from rank 0.
+    train_args = argv[2:] + ["--seed", "7"]
+    direct = torchrun(train_args, check=False)
+    assert direct.returncode != 0
+    assert direct.stderr.count("training.sft: error: refusing to resume") == 1, direct.stderr[-3000:]
+    assert "--seed 42 -> 7: it fixes the data order" in direct.stderr
+    assert (full_run / "metrics.jsonl").read_text() == before
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux only")
+def test_workers_die_with_a_killed_launcher(setup: dict[str, Path]) -> None:
+    """SIGKILL to `s1serve train` (torchrun after exec) must not leave workers training on their own."""
+    import signal
+    import time
+
+    run = setup["root"] / "orphans"
+    argv = ["--nproc-per-node", "2", "--model", str(setup["model"]), "--dataset", str(setup["data"])]
+    argv += ["--output-dir", str(run), "--epochs", "1000", "--global-batch-size", "4", "--block-size", "256"]
+    argv += ["--checkpoint-every", "0", "--no-export", "--no-progress", "--no-tensorboard"]
+    code = f"from training.launch import main; raise SystemExit(main({argv!r}))"
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().strip():
+                break
+            assert launcher.poll() is None, "the launcher exited before training"
+            time.sleep(0.5)
+        else:
+            raise AssertionError("no training step within 180 s")
+        workers = _children(launcher.pid)
+        assert len(workers) == 2, workers
+        launcher.kill()
+        launcher.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers), "workers outlived the launcher"
+    finally:
+        launcher.kill()
+        for w in workers:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)
+
+
 def test_tied_embeddings_think_format_checkpointing_and_micro_batches(setup: dict[str, Path]) -> None:
     """Other code paths: tied LM head, bf16 mixed precision, activation checkpointing, CPU offload,
     padded micro-batches of 2, --drop-long."""
@@ -173,15 +285,23 @@ def test_tied_embeddings_think_format_checkpointing_and_micro_batches(setup: dic
             "--model", str(model), "--dataset", str(data), "--output-dir", str(run), "--thinking-format", "think",
             "--epochs", "3", "--global-batch-size", "8", "--micro-batch-size", "2", "--lr", "2e-3",
             "--warmup-ratio", "0", "--block-size", "200", "--drop-long", "--activation-checkpointing",
-            "--checkpoint-every", "0", "--no-progress", "--mixed-precision", "bf16", "--cpu-offload",
+            "--checkpoint-every", "4", "--checkpoint-contents", "model", "--keep-last", "1", "--no-progress",
+            "--mixed-precision", "bf16", "--cpu-offload",
         ]
     )  # fmt: skip
     assert "1 longer than the block size (0 truncated, cutting their answers; 1 dropped (--drop-long))" in proc.stdout
+    # 19 examples in batches of 8 over 2 ranks x 2 micro-batches of 2: every summary line holds.
+    assert "9 steps: 3 epochs x 3 steps" in proc.stdout
+    assert "global batch 8 = 2 ranks x 2 micro-batches x 2" in proc.stdout
+    assert "the last step of each epoch has 3 of 8 examples" in proc.stdout
     rows_out = metrics(run)
     assert len(rows_out) == 9  # ceil(19 / 8) * 3
     losses = [r["loss"] for r in rows_out]
     assert losses[-1] < 0.85 * losses[0], losses
-    assert not (run / "checkpoints").exists() or checkpoints(run) == []
+    # Model-only checkpoints: weights and no optimizer state; the last one kept.
+    assert checkpoints(run) == ["step-00000009"]
+    saved = dcp.FileSystemReader(str(run / "checkpoints" / "step-00000009")).read_metadata().state_dict_metadata
+    assert any(k.startswith("model.") for k in saved) and not any(k.startswith("optim") for k in saved)
     export = run / "final"
     assert json.loads((export / "s1serve.json").read_text()) == {"thinking_format": "think"}
     assert "lm_head.weight" not in load_file(export / "model.safetensors")
