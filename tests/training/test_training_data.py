@@ -19,6 +19,7 @@ from training.data import (
     build_dataset,
     collate,
     load_records,
+    read_records,
     to_conversation,
     tokenize,
 )
@@ -162,3 +163,78 @@ def test_collate_shifts_and_pads(tokenizer) -> None:
     assert torch.equal(batch.labels[0], exs[0].labels[1:])
     assert batch.attention_mask is not None and int(batch.attention_mask[1].sum()) == len(exs[1].input_ids) - 1
     assert (batch.labels[1, len(exs[1].input_ids) - 1 :] == IGNORE_INDEX).all()
+
+
+def test_a_prompt_that_fills_the_block_is_dropped_not_truncated(tokenizer) -> None:
+    rows = synthetic_records(4)
+    rows[1]["question"] = " ".join(["what is the sum of two and three"] * 40)  # the prompt alone passes 128 tokens
+    rows[3]["thinking_trajectories"] = [" ".join(["we add and check"] * 200)]  # a long answer: truncated
+    data = build_dataset(tokenizer, rows, DataConfig(dataset="-", block_size=128))
+    assert (data.too_long, data.truncated, data.prompt_fills_block, data.dropped_long) == (2, 1, 1, 0)
+    assert len(data.examples) == 3
+    assert (
+        "(1 truncated, cutting their answers; 0 dropped (--drop-long); "
+        "1 dropped because the prompt alone fills the block)"
+    ) in data.summary()
+
+
+def test_no_usable_examples_says_why(tokenizer) -> None:
+    rows = synthetic_records(3)
+    with pytest.raises(DataError) as e:
+        build_dataset(tokenizer, rows, DataConfig(dataset="d.jsonl", block_size=16, drop_long=True))
+    message = str(e.value)
+    assert message.startswith(
+        "no usable training examples in d.jsonl: all 3 were dropped: 3 longer than --block-size 16"
+    )
+    assert "raise --block-size or leave out --drop-long" in message
+    for row in rows:
+        row["question"] = " ".join(["what is the sum"] * 40)
+    with pytest.raises(DataError, match="3 whose prompt alone fills --block-size 32"):
+        build_dataset(tokenizer, rows, DataConfig(dataset="d.jsonl", block_size=32))
+    with pytest.raises(DataError, match="no usable training examples: d.jsonl has no rows"):
+        build_dataset(tokenizer, [], DataConfig(dataset="d.jsonl"))
+
+
+def test_a_row_missing_a_column_is_named_by_file_and_line(tokenizer, tmp_path: Path) -> None:
+    rows = synthetic_records(3)
+    rows[1] = {"question": "q", "deepseek_thinking_trajectory": "t"}  # s1K-1.1 without its attempt
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    with pytest.raises(DataError) as e:
+        build_dataset(tokenizer, read_records(str(path)), DataConfig(dataset=str(path)))
+    assert str(e.value) == (
+        f"{path} line 2: column 'deepseek_attempt' is missing; format s1k-1.1 needs "
+        "['question', 'deepseek_thinking_trajectory', 'deepseek_attempt']"
+    )
+    (tmp_path / "bad.jsonl").write_text('{"question": "q"}\n{not json\n')
+    with pytest.raises(DataError, match=r"bad.jsonl line 2: not valid JSON"):
+        read_records(str(tmp_path / "bad.jsonl"))
+
+
+def _lines(plan: BatchPlan, epochs: int, max_steps: int = 0) -> list[str]:
+    return [line for _, line in plan.describe(epochs, max_steps)]
+
+
+def test_summary_lines_are_true_for_uneven_batches() -> None:
+    plan = BatchPlan(num_examples=16, global_batch_size=16, micro_batch_size=1, world_size=3, seed=0)
+    lines = _lines(plan, 5)
+    assert "3 ranks x 6 micro-batches" not in " ".join(lines)  # 3 x 6 = 18, not 16
+    slots = sum(len(mb) for rank in range(3) for mb in plan.rank_micro_batches(0, rank))
+    assert slots == 16 and plan.micro_steps == 6
+    assert lines[1] == (
+        "global batch 16 on 3 ranks: 6 micro-batches of 1 per rank fill 18 example slots, 2 of them empty each "
+        "step (computed with no loss); a global batch divisible by 3 wastes none"
+    )
+    assert plan.describe(5, 0)[1][0] == "warning"
+    even = BatchPlan(num_examples=1000, global_batch_size=16, micro_batch_size=1, world_size=16, seed=0)
+    assert _lines(even, 5) == [
+        "315 steps: 5 epochs x 63 steps",
+        "global batch 16 = 16 ranks x 1 micro-batches x 1",
+        "the last step of each epoch has 8 of 16 examples",  # 1000 = 62 x 16 + 8
+    ]
+
+
+def test_max_steps_stops_early_and_says_so() -> None:
+    plan = BatchPlan(num_examples=16, global_batch_size=4, micro_batch_size=1, world_size=2, seed=0)
+    assert _lines(plan, 5, max_steps=2)[0] == "2 steps (--max-steps) of a 20-step schedule: 5 epochs x 4 steps"
+    assert (plan.stop_step(5, 2), plan.schedule_steps(5)) == (2, 20)
+    assert _lines(plan, 5, max_steps=50)[1] == "--max-steps 50 is past the end; the run stops at step 20"
