@@ -18,7 +18,8 @@ def render(summary: dict[str, Any]) -> str:
         f"# Test-time scaling: {summary['model']} on {summary['dataset']} ({summary['questions']} questions)",
         "",
         f"Scaling is in {summary['scaling_unit']}. Control counts budgets whose mean thinking stays within the "
-        "requested min/max; n/a where no budget requests a bound.",
+        "requested min/max; n/a where no budget requests a bound. Mean thinking is per question: with several "
+        "samples (majority) it sums them.",
         "",
         "| Method | Control | Scaling | Performance | \\|A\\| |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -32,15 +33,16 @@ def render(summary: dict[str, Any]) -> str:
             "",
             f"## {name}",
             "",
-            "| budget | accuracy (95% CI) | thinking mean / p50 / p95 | answer mean | waits | forced ends | within |",
-            "| --- | --- | --- | ---: | ---: | ---: | --- |",
+            "| budget | accuracy (95% CI) | mean thinking | thinking p50 / p95 per sample | mean answer | waits "
+            "| forced ends | within |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for p in m["points"]:
             low, high = p["accuracy_ci95"]
             within = {None: "n/a", True: "yes", False: "no"}[p["within_bounds"]]
             lines.append(
                 f"| {p['label']} | {_pct(p['accuracy'])} ({_pct(low)}–{_pct(high)}) "
-                f"| {_num(p['mean_thinking_tokens'])} / {_num(p['p50_thinking_tokens'])} / "
+                f"| {_num(p['mean_thinking_tokens'])} | {_num(p['p50_thinking_tokens'])} / "
                 f"{_num(p['p95_thinking_tokens'])} | {_num(p['mean_answer_tokens'])} "
                 f"| {_num(p['mean_waits_inserted'], 2)} | {_pct(p['forced_end_share'])} | {within} |"
             )
