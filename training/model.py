@@ -2,8 +2,8 @@
 
 Parameters are created on the meta device (a 32B model would not fit once per rank in host
 memory); buffers that are computed rather than stored, such as rotary frequencies, are kept
-real so they survive sharding. Rank 0 reads the safetensors files and the weights are
-broadcast straight into each rank's shards.
+real so they survive sharding. Each rank then reads its own rows of every tensor from the
+safetensors files into its shards: nothing is broadcast and no rank holds the whole model.
 """
 
 from __future__ import annotations
@@ -12,13 +12,17 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file
+from safetensors import safe_open
 from torch import nn
-from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+from torch.distributed.tensor import DTensor
+from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
+
+from training.config import ConfigError
 
 _AC_PREFIX = "_checkpoint_wrapped_module."
 
@@ -42,7 +46,6 @@ def parameters_on_meta() -> Iterator[None]:
 
 def resolve_model_path(path: str) -> str:
     """A local folder for `path`; a hub id is downloaded once per node (local rank 0) into the HF cache."""
-    from training.config import ConfigError
     from training.preflight import check_model
 
     check_model(path)  # a missing local folder is named as such, before any hub lookup
@@ -93,31 +96,56 @@ def materialize(model: nn.Module, device: torch.device) -> None:
         owner._buffers[attr] = value.to(owner._buffers[attr].device)
 
 
-def read_safetensors(path: str) -> dict[str, torch.Tensor]:
+def weight_files(path: str) -> dict[str, Path]:
+    """Tensor name -> the safetensors file holding it (from the index when the weights are split)."""
     folder = Path(path)
     index = folder / "model.safetensors.index.json"
     if index.exists():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    else:
-        files = ["model.safetensors"]
-    state: dict[str, torch.Tensor] = {}
-    for name in files:
-        state.update(load_file(folder / name, device="cpu"))
-    return state
+        weight_map = json.loads(index.read_text())["weight_map"]
+        return {name: folder / file for name, file in weight_map.items()}
+    single = folder / "model.safetensors"
+    if not single.exists():
+        raise ConfigError(f"--model {path}: no model.safetensors or model.safetensors.index.json")
+    with safe_open(single, framework="pt") as f:
+        return dict.fromkeys(f.keys(), single)
 
 
 def load_base_weights(model: nn.Module, path: str) -> None:
-    """Rank 0 reads the checkpoint; set_model_state_dict broadcasts it into every rank's shards."""
-    rank = dist.get_rank()
-    state: dict[str, torch.Tensor] = {}
-    if rank == 0:
-        state = read_safetensors(path)
-        if getattr(model.config, "tie_word_embeddings", False):
-            state.pop("lm_head.weight", None)
-            state["lm_head.weight"] = state["model.embed_tokens.weight"]
-        expected = {k.replace(_AC_PREFIX, "") for k in model.state_dict()}
-        missing = expected - set(state)
-        if missing:
-            raise ValueError(f"{path}: weights missing for {sorted(missing)[:5]}")
-        state = {k: v.float() for k, v in state.items() if k in expected}
-    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    """Every rank reads only its own rows of each tensor, straight into its fp32 shard.
+
+    safetensors slices are read from the memory-mapped files, so no rank ever holds the whole
+    bf16 checkpoint or a full fp32 copy of it (64 + 128 GB for a 32B model on the old rank-0
+    path); each rank's host memory peaks at one shard of one tensor.
+    """
+    files = weight_files(path)
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    params = {name.replace(_AC_PREFIX, ""): tensor for name, tensor in model.state_dict().items()}
+    if tied:
+        params.pop("lm_head.weight", None)  # the same tensor as the embeddings
+    missing = sorted(set(params) - set(files))
+    if missing:
+        raise ConfigError(f"--model {path}: weights missing for {missing[:5]}" + (" ..." if len(missing) > 5 else ""))
+    handles: dict[Path, Any] = {}
+    try:
+        for name, param in params.items():
+            file = files[name]
+            if file not in handles:
+                handles[file] = safe_open(file, framework="pt")
+            piece = handles[file].get_slice(name)
+            if list(piece.get_shape()) != list(param.shape):
+                raise ConfigError(
+                    f"{file}: {name} has shape {piece.get_shape()}, the model built from config.json expects "
+                    f"{list(param.shape)}"
+                )
+            if isinstance(param, DTensor):
+                local = param.to_local()
+                shape, offset = compute_local_shape_and_global_offset(param.shape, param.device_mesh, param.placements)
+            else:
+                local, shape, offset = param, tuple(param.shape), (0,) * param.dim()
+            if local.numel() == 0:
+                continue
+            rows = tuple(slice(o, o + n) for o, n in zip(offset, shape, strict=True))
+            with torch.no_grad():
+                local.copy_(piece[rows].to(local.dtype))
+    finally:
+        handles.clear()  # safe_open handles close when dropped
