@@ -84,6 +84,12 @@ def choose_reasoning_parser(args: argparse.Namespace, fmt: ThinkingFormat) -> No
         args.structured_outputs_config.reasoning_parser_plugin = REASONING_PLUGIN
 
 
+def _special_delimiters(client: ForcingEngineClient) -> bool:
+    """Whether the format's delimiters hold tokens a default detokenizer would drop."""
+    special = set(getattr(client.codec.tokenizer, "all_special_ids", []))
+    return any(i in special for i in (*client.tokens.start_ids, *client.tokens.end_ids))
+
+
 def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, served: str) -> None:
     """s1serve's routes and HTTP layer on vLLM's app."""
     from prometheus_client import REGISTRY
@@ -98,6 +104,7 @@ def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, serve
         protect_metrics=options.protect_metrics,
         log_requests=options.log_requests,
         log_json=options.log_json,
+        keep_special_tokens=_special_delimiters(client),
     )
     app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in ("/version",)]
 

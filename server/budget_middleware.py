@@ -49,6 +49,9 @@ class HttpConfig:
     protect_metrics: bool = False
     log_requests: bool = True
     log_json: bool = False
+    # The format's delimiters hold special tokens (s1's <|im_start|>): keep them in the text,
+    # or neither the reasoning parser nor a client could see where the thinking ends.
+    keep_special_tokens: bool = False
 
 
 class DrainGate(Protocol):
@@ -164,6 +167,8 @@ class _Handler:
         budget = resolve_budget(data, "messages" if endpoint == "count_tokens" else endpoint, self.config.efforts)
         if endpoint == "count_tokens":
             return json.dumps(data, separators=(",", ":")).encode()
+        if self.config.keep_special_tokens and endpoint in ("chat", "completions", "responses", "messages"):
+            data.setdefault("skip_special_tokens", False)
         if budget is not None:
             xargs = data.get("vllm_xargs")
             xargs = dict(xargs) if isinstance(xargs, dict) else {}
@@ -302,6 +307,8 @@ class _ResponseRewriter:
             return body
         if "error" in data and isinstance(data["error"], dict):
             self.error = str(data["error"].get("message"))
+            if _name_client_field(data["error"], self.endpoint):
+                return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
             return body
         self.response_id = data.get("id")
         self._annotate(data)
@@ -373,6 +380,27 @@ class _ResponseRewriter:
                 self._annotate(data)
                 lines[n] = b"data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
         return b"\n".join(lines)
+
+
+# What vLLM's errors call a field, and what the client sent: its validation errors carry the
+# body location, and a prompt longer than the context is reported as `input_text`.
+PROMPT_FIELD = {"chat": "messages", "completions": "prompt", "responses": "input", "messages": "messages"}
+
+
+def _name_client_field(error: dict[str, Any], endpoint: str) -> bool:
+    """Rename `param` (and its mention in the message) to the field the client sent."""
+    param = error.get("param")
+    if not isinstance(param, str):
+        return False
+    renamed = param.removeprefix("body.")
+    if renamed == "input_text":
+        renamed = PROMPT_FIELD.get(endpoint, renamed)
+    if renamed == param:
+        return False
+    error["param"] = renamed
+    message = str(error.get("message", ""))
+    error["message"] = message.replace(param, renamed) if param in message else f"{renamed}: {message}"
+    return True
 
 
 def _mirror_reasoning(data: dict[str, Any]) -> None:

@@ -180,6 +180,9 @@ class ForcingEngineClient:
         if fits_context(sampling_params.extra_args) and isinstance(spec.max_tokens, int):
             # A level (reasoning_effort), not a number: the server's cap fits into the context.
             spec = dataclasses.replace(spec, max_tokens=min(spec.max_tokens, context_left))
+        if sampling_params.structured_outputs is not None and spec.final_answer_text:
+            # The grammar owns the whole answer: no text may precede the JSON or the tool call.
+            spec = dataclasses.replace(spec, final_answer_text="")
         try:
             spec.check_context(context_left)
         except BudgetError as e:
@@ -348,7 +351,7 @@ class ForcingEngineClient:
             for insert in action.inserts:
                 if insert.segment == "answer" and choice.first_answer_at is None:
                     choice.first_answer_at = time.monotonic()
-                text = insert.text if insert.segment is not None else self.codec.decode(list(insert.ids))
+                text = insert.text if insert.segment is not None else self._text(insert.ids, params)
                 forced_lp = [_certain(t, self.codec) for t in insert.ids] if want_logprobs else None
                 yield _Piece(index, text, list(insert.ids), forced_lp)
             if action.round is None:
@@ -422,6 +425,10 @@ class ForcingEngineClient:
                         ]
                     yield _Piece(index, self.codec.decode(kept) if buffer_text else "", kept, lp)
             round_no += 1
+
+    def _text(self, ids: Any, params: SamplingParams) -> str:
+        """Inserted delimiter text, decoded as the engine decodes generated text."""
+        return self.codec.tokenizer.decode(list(ids), skip_special_tokens=params.skip_special_tokens)
 
     @staticmethod
     def _kept_thinking(ctl: ThinkingController, before: int, action: Any) -> list[int]:

@@ -35,7 +35,7 @@ def thinking_span(ids: list[int], end_ids: list[int]) -> int:
     raise AssertionError("no end delimiter in the completion")
 
 
-def test_cap_is_exact_when_the_model_would_think_longer(tiny: openai.OpenAI) -> None:
+def test_cap_is_exact_when_the_model_would_think_longer(tiny: openai.OpenAI, tiny_model: Path) -> None:
     # Masked until the cap (min == max, no wait text), the model cannot end early: it would think longer.
     for cap in (5, 17, 33):
         r = chat(
@@ -49,7 +49,7 @@ def test_cap_is_exact_when_the_model_would_think_longer(tiny: openai.OpenAI) -> 
         assert choice["thinking"]["thinking_tokens"] == cap and choice["thinking"]["forced_end"]
         assert r.usage.completion_tokens_details.reasoning_tokens == cap
         tok_ids = choice["token_ids"]
-        end = r.model_dump()["prompt_token_ids"][-4:-3]  # <|im_start|> opens the end delimiter too
+        end = [AutoTokenizer.from_pretrained(tiny_model).convert_tokens_to_ids("<|im_start|>")]  # opens the delimiter
         assert thinking_span(tok_ids, end) in (cap, cap + 1)  # +1: the newline s1 adds before the delimiter
         assert choice["message"]["content"].startswith("Final Answer:")
 
@@ -180,9 +180,12 @@ def test_n2_budgets_each_choice(tiny: openai.OpenAI) -> None:
         assert content[c.index] == c.message.content
 
 
+CAP8 = {"max_tokens": 8, "min_tokens": 8, "wait_text": ""}  # masked to the cap: the model cannot stop sooner
+
+
 def test_completions_endpoint_with_budget(tiny: openai.OpenAI) -> None:
     r = tiny.completions.create(
-        model="tiny", prompt="the sum of two", max_tokens=60, temperature=0, extra_body={"thinking_budget": 8}
+        model="tiny", prompt="the sum of two", max_tokens=60, temperature=0, extra_body={"thinking_budget": CAP8}
     )
     choice = r.model_dump()["choices"][0]
     assert choice["thinking"]["thinking_tokens"] == 8 and choice["thinking"]["forced_end"]
@@ -195,21 +198,27 @@ def test_completions_endpoint_with_budget(tiny: openai.OpenAI) -> None:
             max_tokens=60,
             temperature=0,
             stream=True,
-            extra_body={"thinking_budget": 8},
+            extra_body={"thinking_budget": CAP8},
         )
         if c.choices
     )
     assert streamed == choice["text"]
 
 
-def test_logprobs_cover_the_generated_answer_tokens(tiny: openai.OpenAI, tiny_model: Path) -> None:
+def test_logprobs_cover_every_completion_token(tiny: openai.OpenAI, tiny_model: Path) -> None:
     r = chat(tiny, max_tokens=40, logprobs=True, top_logprobs=3, extra_body={"thinking_budget": 5})
     entries = r.choices[0].logprobs.content
-    assert entries and all(len(e.top_logprobs) == 3 for e in entries)
-    assert all(e.logprob <= 0 and e.logprob >= e.top_logprobs[-1].logprob for e in entries)
-    # Generated answer tokens only: the inserted "Final Answer:" has no logprobs.
-    inserted = len(AutoTokenizer.from_pretrained(tiny_model).encode("Final Answer:", add_special_tokens=False))
-    assert len(entries) == r.model_dump()["choices"][0]["thinking"]["answer_tokens"] - inserted
+    assert len(entries) == r.usage.completion_tokens  # thinking, inserted and answer tokens alike
+    generated = [e for e in entries if len(e.top_logprobs) == 3]
+    assert generated and all(e.logprob <= 0 and e.logprob >= e.top_logprobs[-1].logprob for e in generated)
+    # Inserted tokens (delimiter, "Final Answer:") are certain under the forcing policy: logprob 0, no rivals.
+    inserted = [e for e in entries if len(e.top_logprobs) != 3]
+    report = r.model_dump()["choices"][0]["thinking"]
+    final = len(AutoTokenizer.from_pretrained(tiny_model).encode("Final Answer:", add_special_tokens=False))
+    generated_answer = report["answer_tokens"] - final
+    assert len(inserted) == r.usage.completion_tokens - report["thinking_tokens"] - generated_answer
+    assert len(inserted) > final  # the end delimiter and the final-answer text
+    assert all(e.logprob == 0.0 and [t.token for t in e.top_logprobs] == [e.token] for e in inserted)
 
 
 BAD_REQUESTS = [
@@ -221,13 +230,12 @@ BAD_REQUESTS = [
     ({"thinking_budget": {"max_tokens": 100000}}, "thinking_budget.max_tokens"),
     ({"thinking_budget": 5, "thinking_token_budget": 5}, "thinking_token_budget"),
     ({"min_thinking_tokens": 9, "max_thinking_tokens": 5}, "min_thinking_tokens"),
-    ({"thinking": {"type": "enabled"}}, "thinking"),
+    ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens"),
     ({"reasoning_effort": "extreme"}, "reasoning_effort"),
     ({"temperature": "hot"}, "temperature"),
     ({"max_tokens": 5000}, "max_tokens"),
     ({"max_tokens": None, "max_completion_tokens": 5000}, "max_completion_tokens"),
     ({"messages": [{"role": "user", "content": "word " * 3000}]}, "messages"),  # longer than the context
-    ({"unknown_field": 1}, "unknown_field"),
 ]
 
 
@@ -240,7 +248,7 @@ def test_bad_requests_get_openai_errors_and_the_server_keeps_serving(
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error["param"] == param and param in error["message"]
-    assert error["type"] == "invalid_request_error"
+    assert error["type"] == "BadRequestError" and error["code"] == 400
     ok = httpx.post(
         f"{tiny_server.base_url}/v1/chat/completions",
         json={
@@ -276,9 +284,29 @@ def test_unknown_model_is_404(tiny: openai.OpenAI) -> None:
 def test_models_health_version(tiny: openai.OpenAI, tiny_server: ServerProcess) -> None:
     models = tiny.models.list()
     assert [m.id for m in models.data] == ["tiny"]
-    assert models.data[0].model_extra["thinking_format"] == "s1"  # read from the folder's s1serve.json
-    assert httpx.get(f"{tiny_server.base_url}/health").json() == {"status": "ok"}
-    assert httpx.get(f"{tiny_server.base_url}/version").json()["vllm"] == "0.32.0"
+    assert httpx.get(f"{tiny_server.base_url}/health").status_code == 200
+    version = httpx.get(f"{tiny_server.base_url}/version").json()
+    assert version["vllm"] == "0.32.0"
+    assert version["thinking_format"] == "s1"  # read from the folder's s1serve.json
+
+
+def test_unknown_fields_are_ignored_as_vllm_ignores_them(tiny: openai.OpenAI) -> None:
+    """SDK and vLLM fields s1serve does not use pass to vLLM's serving layer instead of being refused."""
+    r = chat(
+        tiny,
+        max_tokens=8,
+        metadata={"k": "v"},
+        store=False,
+        parallel_tool_calls=False,
+        logit_bias={"5": 1},
+        extra_body={
+            "unknown_field": 1,
+            "min_tokens": 2,
+            "skip_special_tokens": True,
+            "thinking_budget": {"max_tokens": 3, "min_tokens": 3, "wait_text": ""},
+        },
+    )
+    assert r.model_dump()["choices"][0]["thinking"]["thinking_tokens"] == 3
 
 
 def _gauge(base_url: str, name: str) -> float:
@@ -309,7 +337,7 @@ def test_client_disconnect_aborts_the_generation(tiny_server: ServerProcess) -> 
             "model": "tiny",
             "messages": MESSAGES,
             "max_tokens": 900,
-            "temperature": 0,
+            "temperature": 1.0,  # vLLM refuses n > 1 with greedy sampling
             "n": n,
             "thinking_budget": {"max_tokens": budget, "min_tokens": budget, "wait_text": ""},
         }
