@@ -1,0 +1,207 @@
+"""s1serve's HTTP layer in front of a fake inner app (a stand-in for vLLM's, no engine).
+
+The fake app plays vLLM's serving layer and the forcing engine client: it records what body it
+received, adds choices to the request record as the engine client would, and answers with a
+JSON or SSE body. The middleware must translate budgets, refuse what it should, annotate the
+responses and count every request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from starlette.testclient import TestClient
+
+from budget.controller import ThinkingReport
+from server.budget_fields import BUDGET_KEY, FIT_KEY, EffortBudgets
+from server.budget_middleware import BudgetMiddleware, HttpConfig, HttpLayer
+from server.forcing_client import ChoiceRecord, current_record
+from server.metrics import Metrics
+from tests.metrics.scrape import parse, total
+
+KEYS = {"sk-alice": "alice", "sk-bob": "bob"}
+ALICE = {"Authorization": "Bearer sk-alice"}
+CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}]}
+
+
+class FakeServing:
+    """Fake inner app: remembers the body, adds one finished choice, answers `reply(body)`."""
+
+    def __init__(self, reply: Callable[[dict[str, Any]], tuple[int, str, bytes]]) -> None:
+        self.reply = reply
+        self.bodies: list[dict[str, Any]] = []
+        self.state = SimpleNamespace()
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        data = json.loads(body) if body else {}
+        self.bodies.append(data)
+        record = current_record.get()
+        status, ctype, payload = self.reply(data)
+        if record is not None and status == 200:
+            report = ThinkingReport(thinking_tokens=7, answer_tokens=3, waits_inserted=1, forced_end=True)
+            record.choices.append(ChoiceRecord(index=0, report=report, completion_tokens=12, finish_reason="stop"))
+            record.prompt_tokens += 5
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", ctype.encode())]})
+        await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+def json_reply(data: dict[str, Any]) -> tuple[int, str, bytes]:
+    body = {
+        "id": "chatcmpl-1",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok", "reasoning": "r"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 12, "total_tokens": 17},
+    }
+    return 200, "application/json", json.dumps(body).encode()
+
+
+def sse_reply(data: dict[str, Any]) -> tuple[int, str, bytes]:
+    chunks = [
+        {"id": "c1", "choices": [{"index": 0, "delta": {"reasoning": "hm"}, "finish_reason": None}]},
+        {"id": "c1", "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": None}]},
+        {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {"id": "c1", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 12}},
+    ]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    return 200, "text/event-stream", body.encode()
+
+
+def build(reply=json_reply, keys=KEYS, log_json=True):  # noqa: ANN001, ANN201
+    inner = FakeServing(reply)
+    metrics = Metrics("tiny", registry=CollectorRegistry())
+    gate = SimpleNamespace(draining=False)
+    config = HttpConfig(
+        served_model_name="tiny", efforts=EffortBudgets.parse("low=10"), api_keys=keys, log_json=log_json
+    )
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        scope["app"] = SimpleNamespace(state=SimpleNamespace(s1_http=HttpLayer(config, metrics, gate)))
+        await BudgetMiddleware(inner)(scope, receive, send)
+
+    return TestClient(app), inner, metrics, gate
+
+
+def requests_total(metrics: Metrics, **labels: str) -> float:
+    return total(parse(generate_latest(metrics.registry).decode()), "s1serve_requests_total", **labels)
+
+
+def test_budget_spellings_become_one_spec_in_vllm_xargs() -> None:
+    client, inner, _, _ = build()
+    r = client.post("/v1/chat/completions", json={**CHAT, "thinking_budget": {"max_tokens": 9}}, headers=ALICE)
+    assert r.status_code == 200
+    sent = inner.bodies[-1]
+    assert "thinking_budget" not in sent and json.loads(sent["vllm_xargs"][BUDGET_KEY])["max_tokens"] == 9
+    client.post("/v1/chat/completions", json={**CHAT, "reasoning_effort": "low"}, headers=ALICE)
+    sent = inner.bodies[-1]
+    assert sent["reasoning_effort"] == "low" and sent["vllm_xargs"][FIT_KEY] == 1
+    client.post("/v1/chat/completions", json=CHAT, headers=ALICE)
+    assert "vllm_xargs" not in inner.bodies[-1]  # no budget: the body reaches vLLM as sent
+
+
+def test_reports_and_reasoning_tokens_are_added_to_json_responses() -> None:
+    client, _, _, _ = build()
+    data = client.post("/v1/chat/completions", json=CHAT, headers=ALICE).json()
+    choice = data["choices"][0]
+    report = ThinkingReport(thinking_tokens=7, answer_tokens=3, waits_inserted=1, forced_end=True)
+    assert choice["thinking"] == json.loads(json.dumps(report.public()))
+    assert choice["message"]["reasoning_content"] == choice["message"]["reasoning"] == "r"
+    assert data["usage"]["completion_tokens_details"]["reasoning_tokens"] == 7
+
+
+def test_reports_are_added_to_the_finishing_sse_chunk_only() -> None:
+    client, _, _, _ = build(reply=sse_reply)
+    text = client.post("/v1/chat/completions", json={**CHAT, "stream": True}, headers=ALICE).text
+    events = [e.removeprefix("data: ") for e in text.split("\n\n") if e]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"]["reasoning_content"] == "hm"
+    assert "thinking" not in chunks[1]["choices"][0]
+    assert chunks[2]["choices"][0]["thinking"]["thinking_tokens"] == 7
+    assert chunks[3]["usage"]["completion_tokens_details"]["reasoning_tokens"] == 7
+
+
+def test_bad_budget_is_a_400_naming_the_field_and_never_reaches_vllm() -> None:
+    client, inner, metrics, _ = build()
+    r = client.post("/v1/chat/completions", json={**CHAT, "thinking_budget": {"max_tokens": "x"}}, headers=ALICE)
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "thinking_budget.max_tokens" and r.json()["error"]["code"] == 400
+    r = client.post("/v1/messages", json={**CHAT, "thinking": {"type": "enabled"}}, headers=ALICE)
+    assert r.json()["error"]["param"] == "thinking.budget_tokens"
+    assert inner.bodies == []
+    assert requests_total(metrics, endpoint="chat", status="400", key="alice", finish_reason="error") == 1
+
+
+def test_keys_are_checked_with_names_and_a_www_authenticate_header(caplog: pytest.LogCaptureFixture) -> None:
+    client, inner, metrics, _ = build()
+    with caplog.at_level(logging.INFO, logger="s1serve.requests"):
+        r = client.post("/v1/chat/completions", json=CHAT)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert (
+            client.post("/v1/chat/completions", json=CHAT, headers={"Authorization": "Bearer nope"}).status_code == 401
+        )
+        assert (
+            client.post("/v1/chat/completions", json=CHAT, headers={"Authorization": "Bearer sk-bob"}).status_code
+            == 200
+        )
+        assert client.get("/health").status_code == 200  # probes need no key
+    assert requests_total(metrics, endpoint="chat", status="401", key="none") == 2
+    assert requests_total(metrics, endpoint="chat", status="200", key="bob", finish_reason="stop") == 1
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "s1serve.requests"]
+    assert [(line["status"], line["key"]) for line in lines] == [(401, "none"), (401, "none"), (200, "bob")]
+    assert lines[2]["thinking_tokens"] == 7 and lines[2]["prompt_tokens"] == 5
+    assert not any("sk-" in json.dumps(line) for line in lines), "secrets never reach the log"
+
+
+def test_key_label_is_bounded_to_configured_names() -> None:
+    client, _, metrics, _ = build()
+    for secret in ("sk-alice", "sk-bob", "made-up-1", "made-up-2", "sk-alice2"):
+        client.post("/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {secret}"})
+    samples = parse(generate_latest(metrics.registry).decode())
+    assert {dict(labels)["key"] for (_, labels) in samples if "key" in dict(labels)} == {"alice", "bob", "none"}
+
+
+def test_draining_refuses_new_generation_with_503_and_retry_after() -> None:
+    client, inner, metrics, gate = build()
+    gate.draining = True
+    r = client.post("/v1/chat/completions", json=CHAT, headers=ALICE)
+    assert r.status_code == 503 and r.headers["retry-after"]
+    assert client.get("/v1/models", headers=ALICE).status_code == 200  # only new generation is refused
+    assert requests_total(metrics, endpoint="chat", status="503") == 1
+
+
+def test_metrics_count_exactly_what_the_record_reported() -> None:
+    client, _, metrics, _ = build()
+    client.post("/v1/chat/completions", json=CHAT, headers=ALICE)
+    samples = parse(generate_latest(metrics.registry).decode())
+    assert total(samples, "s1serve_prompt_tokens_total", key="alice") == 5
+    assert total(samples, "s1serve_thinking_tokens_sum", key="alice") == 7
+    assert total(samples, "s1serve_requests_running") == 0 and total(samples, "s1serve_requests_waiting") == 0
+
+
+def test_text_log_lines() -> None:
+    client, _, _, _ = build(log_json=False)
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("s1serve.requests")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        client.post("/v1/chat/completions", json=CHAT)
+    finally:
+        logger.removeHandler(handler)
+    [line] = records
+    assert line.startswith("request_id=rejected-") and " status=401 " in line and " key=none " in line
