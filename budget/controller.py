@@ -419,9 +419,10 @@ class ThinkingController:
             inserts.append(Insertion(t.end_ids + (t.end_sep_ids if sep else ()), "", "delimiter", None))
         if sum(len(i.ids) for i in inserts) > self.total_left:
             return Action(finish_reason="length")
-        return self._close(inserts, forced, self.total_left)
+        return self._close(inserts, forced, None)
 
-    def _close(self, inserts: list[Insertion], forced: bool, answer_limit: int) -> Action:
+    def _close(self, inserts: list[Insertion], forced: bool, answer_limit: int | None) -> Action:
+        """Apply the closing inserts and start the answer; `answer_limit` None: what is left."""
         for insert in inserts:
             self._apply(insert)
             if insert.kind == "cap_message":
@@ -429,6 +430,8 @@ class ThinkingController:
                 self.report.thinking_tokens += len(insert.ids)
         self.report.forced_end = forced
         self.segment = "answer"
+        if answer_limit is None:
+            answer_limit = self.total_left
         if answer_limit <= 0:
             return Action(inserts=tuple(inserts), finish_reason="length")
         return Action(inserts=tuple(inserts), round=Round(segment="answer", max_tokens=answer_limit))

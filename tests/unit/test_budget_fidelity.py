@@ -321,3 +321,10 @@ def test_grace_then_cap_message(s1: FakeCodec) -> None:
 )
 def test_sentence_end(s1: FakeCodec, before: str, pieces: list[str], expected: int) -> None:
     assert sentence_end(before, [s1.id(p) for p in pieces], s1.decode) == expected
+
+
+@pytest.mark.parametrize("spec", [BudgetSpec(max_tokens=4), BudgetSpec(max_tokens=3, num_ignore=1)])
+def test_exact_profile_never_exceeds_the_total_limit(s1: FakeCodec, spec: BudgetSpec) -> None:
+    ctl, engine, actions = run_controller(spec, S1, s1, ["a", "b", T] + ["c"] * 40, total_limit=20)
+    assert len(ctl.completion_ids) == 20 and actions[-1].finish_reason == "length"
+    assert engine.rounds[-1].segment == "answer"
