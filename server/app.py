@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 from dataclasses import dataclass, field
@@ -140,7 +141,11 @@ async def run_server(args: argparse.Namespace, options: S1Options) -> None:
     fmt = resolve_format(options.thinking_format, args.model, _chat_template(args))
     choose_reasoning_parser(args, fmt)
     args.middleware = [*args.middleware, MIDDLEWARE]
-    listen_address, sock = setup_server(args, reuse_port=False)
+    try:
+        listen_address, sock = setup_server(args, reuse_port=False)
+    except OSError as e:
+        why = f"port {args.port} is in use" if e.errno == errno.EADDRINUSE else e.strerror
+        raise SystemExit(f"s1serve: cannot listen on {args.host or '*'}:{args.port}: {why}") from None
     async with build_async_engine_client(args) as engine:
         tokenizer = engine.renderer.tokenizer
         codec = Codec(tokenizer)
