@@ -138,6 +138,23 @@ def test_sigkill_then_resume_reproduces_the_losses(setup: dict[str, Path], full_
         torch.testing.assert_close(a[name].float(), b[name].float(), rtol=1e-2, atol=1e-3)
 
 
+def test_three_ranks_load_uneven_shards_and_match(setup: dict[str, Path], full_run: Path) -> None:
+    """3 ranks: uneven shards read straight from safetensors, padding slots and --max-steps, same losses."""
+    run = setup["root"] / "three"
+    args = ["--model", str(setup["model"]), "--dataset", str(setup["data"]), "--output-dir", str(run), *COMMON]
+    proc = torchrun([*args, "--max-steps", "2", "--no-export", "--checkpoint-every", "0"], nproc=3)
+    assert "2 steps (--max-steps) of a 12-step schedule: 2 epochs x 6 steps" in proc.stdout
+    assert "global batch 4 on 3 ranks: 2 micro-batches of 1 per rank fill 6 example slots, 2 of them empty" in (
+        proc.stdout
+    )
+    assert "epochs x" not in proc.stdout.replace("2 epochs x 6 steps", "")
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == [1, 2]
+    # The schedule spans both epochs whatever --max-steps says: the same lr as the full run.
+    assert [r["lr"] for r in rows] == [r["lr"] for r in metrics(full_run)[:2]]
+    assert [r["loss"] for r in rows] == pytest.approx([r["loss"] for r in metrics(full_run)[:2]], rel=1e-5)
+
+
 def test_export_folder(setup: dict[str, Path], full_run: Path) -> None:
     export = full_run / "final"
     for name in ("model.safetensors", "config.json", "tokenizer.json", "generation_config.json"):
