@@ -69,6 +69,8 @@ def serve_parser() -> Any:
     make_arg_parser(parser)
     for action in parser._actions:
         if action.dest == "api_key":
+            # Repeatable as well as space-separated: `--api-key a=1 --api-key b=2` keeps both.
+            action.__class__ = argparse._ExtendAction
             action.help = (
                 "API keys, each NAME=SECRET or SECRET (named 'default'); also S1SERVE_API_KEY. "
                 "The name labels the request's metrics."

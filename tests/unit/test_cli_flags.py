@@ -84,3 +84,8 @@ def test_a_busy_port_fails_in_seconds_before_any_model_loads(tmp_path: Path) -> 
     assert f"port {port}" in proc.stderr and "in use" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - start < 60
+
+
+def test_api_key_is_repeatable_and_space_separated(parser) -> None:
+    assert parser.parse_args(["--api-key", "a=1", "--api-key", "b=2"]).api_key == ["a=1", "b=2"]
+    assert parser.parse_args(["--api-key", "a=1", "b=2"]).api_key == ["a=1", "b=2"]
