@@ -1,17 +1,19 @@
-"""Scenario E: s1's budget-forcing loop on an offline `vllm.LLM`, batch-synchronous as s1's code runs it.
+"""Scenario E: s1's own evaluation loop on an offline `vllm.LLM`, batch-synchronous as s1 runs it.
 
-A batch of prompts thinks in lock-step rounds: every prompt that is still thinking generates
-until it stops (end attempt, cap or length); the round ends when the slowest one does. Those
-whose attempt is overridden get the wait text and go into the next round; the others wait.
-When no prompt is thinking any more, one answer round generates every answer. The policy
-(when to insert the wait text, when the cap forces the end and what is appended) is s1's,
-with the token counts s1serve reports: inserted text counts as completion tokens. It shares
-no forcing code with `budget/` on purpose: that D and E produce the same token counts
-(`P3_same_token_counts`) then cross-checks two independent implementations.
+This runs the port of s1's evaluation harness (tests/oracle/harness_port.py, the one reference
+the test suite checks s1serve against) on the benchmark's prompts, in batches: every round is
+one `generate` call for all prompts of a batch that are still thinking, and one answer call
+ends the batch. D's budget maps to the harness's generation kwargs: max_tokens ->
+max_tokens_thinking, min_tokens -> min_tokens_thinking, num_ignore/wait_text ->
+thinking_n_ignore/thinking_n_ignore_str. Like s1serve (and unlike vLLM 0.6.4, which s1 used),
+the model's generation_config sampling defaults are applied, so D and E sample alike. Where the
+end trigger is several tokens (SmolLM2's `</think>`), the rounds stop on text, where the harness
+itself would refuse min/num_ignore. As in the harness, the thinking is bounded by the cap and
+the answer round by output_len, so a completion can be longer than output_len.
 
 Run in its own process: python -m benchmarks.reference JOB.json RESULT.json
 JOB: {"model", "engine_args": [...], "prompts": [...], "batch_size", "output_len",
-      "budget": {"max_tokens", "min_tokens", "num_ignore", "wait_text", "final_answer_text"}}
+      "budget": {"max_tokens", "min_tokens", "num_ignore", "wait_text"}}
 """
 
 from __future__ import annotations
@@ -19,144 +21,40 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-
-@dataclass
-class Choice:
-    prompt: list[int]
-    total: int  # completion token limit (max_completion_tokens)
-    out: list[int] = field(default_factory=list)
-    thinking: int = 0
-    waits: int = 0
-    forced: bool = False
-    phase: str = "thinking"  # thinking -> answer -> done
-    rounds: int = 0
+DEFAULT_KEYS = ("top_p", "top_k", "min_p", "repetition_penalty")
 
 
-class ReferenceLoop:
-    def __init__(self, llm: Any, fmt: Any, budget: dict[str, Any]) -> None:
-        self.llm = llm
-        self.tok = llm.get_tokenizer()
-        self.fmt = fmt
-        self.cap = budget.get("max_tokens")
-        self.floor = budget.get("min_tokens", 0)
-        self.n_ignore = budget.get("num_ignore", 0)
-        self.wait = self.enc(budget.get("wait_text", "Wait"))
-        self.final = self.enc(budget.get("final_answer_text", "Final Answer:"))
-        self.start_ids = self.enc(fmt.start + fmt.start_sep)
-        self.end_ids = self.enc(fmt.end)
-        self.sep_ids = self.enc(fmt.end_sep)
-        self.trigger_ids = self.enc(fmt.trigger)
-        self.defaults = llm.get_default_sampling_params()
+def harness_kwargs(budget: dict[str, Any], fmt: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The harness's --gen_kwargs for a thinking budget, in a thinking format."""
+    kwargs: dict[str, Any] = {
+        "temperature": 0.0,
+        **defaults,
+        "thinking_start": fmt.start,
+        "thinking_end": fmt.end,
+        "until_thinking": fmt.trigger,
+    }
+    if budget.get("max_tokens") is not None:
+        kwargs["max_tokens_thinking"] = budget["max_tokens"]
+    if budget.get("min_tokens"):
+        kwargs["min_tokens_thinking"] = budget["min_tokens"]
+    if budget.get("num_ignore"):
+        kwargs["thinking_n_ignore"] = budget["num_ignore"]
+        if budget.get("wait_text", "Wait"):
+            kwargs["thinking_n_ignore_str"] = budget.get("wait_text", "Wait")
+    return kwargs
 
-    def enc(self, text: str) -> list[int]:
-        return self.tok.encode(text, add_special_tokens=False)
 
-    def prompt_ids(self, user: str) -> list[int]:
-        text = self.tok.apply_chat_template(
-            [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
-        )
-        ids = self.enc(text)
-        if not text.rstrip().endswith(self.fmt.start):
-            ids += self.start_ids
-        return ids
+def model_format(model: str, chat_template: str | None) -> Any:
+    from budget.formats import detect_format
 
-    def _params(self, **kw: Any) -> Any:
-        from vllm import SamplingParams
-
-        base = {k: v for k, v in vars(self.defaults).items() if k in ("top_p", "top_k", "min_p", "repetition_penalty")}
-        base.update(temperature=0.0, **kw)
-        return SamplingParams(**base)
-
-    def _generate(self, choices: list[Choice], params: list[Any]) -> list[Any]:
-        from vllm.inputs import TokensPrompt
-
-        prompts = [TokensPrompt(prompt_token_ids=c.prompt + c.out) for c in choices]
-        return [o.outputs[0] for o in self.llm.generate(prompts, params, use_tqdm=False)]
-
-    def _strip_trigger(self, ids: list[int], stop_reason: Any) -> list[int]:
-        """Drop the end attempt: EOS or a stop token is the last id; a text trigger may span several."""
-        if not isinstance(stop_reason, str):
-            return ids[:-1]
-        for k in range(len(ids) - 1, -1, -1):
-            tail = self.tok.decode(ids[k:], skip_special_tokens=False)
-            at = tail.rfind(stop_reason)
-            if at >= 0:
-                return ids[:k] + (self.enc(tail[:at]) if at else [])
-        return ids
-
-    def _force_end(self, c: Choice) -> None:
-        tail = self.tok.decode(c.out[-4:], skip_special_tokens=False) if c.thinking else "\n"
-        lead = [] if tail.endswith("\n") else self.enc("\n")
-        ids = lead + self.end_ids + self.sep_ids + self.final
-        c.phase = "answer"
-        c.forced = True
-        if len(ids) > c.total - len(c.out):
-            c.phase = "done"
-            return
-        c.out += ids
-
-    def thinking_round(self, active: list[Choice]) -> None:
-        params = []
-        single = len(self.trigger_ids) == 1
-        for c in active:
-            room = c.total - len(c.out) if self.cap is None else min(self.cap - c.thinking, c.total - len(c.out))
-            stop = {"stop_token_ids": self.trigger_ids} if single else {"stop": [self.fmt.trigger]}
-            params.append(self._params(max_tokens=room, **stop))
-        for c, o in zip(active, self._generate(active, params), strict=True):
-            c.rounds += 1
-            ids = list(o.token_ids)
-            if o.finish_reason != "stop":  # ran out of room: the cap forces the end, or the request is over
-                c.out += ids
-                c.thinking += len(ids)
-                if self.cap is not None and c.thinking >= self.cap:
-                    self._force_end(c)
-                else:
-                    c.phase = "done"
-                continue
-            ids = self._strip_trigger(ids, o.stop_reason)
-            c.out += ids
-            c.thinking += len(ids)
-            if c.waits < self.n_ignore or c.thinking < self.floor:
-                too_long = len(self.wait) > c.total - len(c.out)
-                if (self.cap is not None and c.thinking + len(self.wait) > self.cap) or too_long:
-                    self._force_end(c)
-                    continue
-                c.out += self.wait
-                c.thinking += len(self.wait)
-                c.waits += 1
-                continue
-            if len(self.end_ids) > c.total - len(c.out):
-                c.phase = "done"
-                continue
-            c.out += self.end_ids
-            c.phase = "answer"
-
-    def answer_round(self, active: list[Choice]) -> None:
-        params = [self._params(max_tokens=c.total - len(c.out)) for c in active]
-        for c, o in zip(active, self._generate(active, params), strict=True):
-            c.rounds += 1
-            c.out += list(o.token_ids)
-            c.phase = "done"
-
-    def run_batch(self, choices: list[Choice]) -> None:
-        for c in choices:
-            if self.cap == 0:
-                self._force_end(c)
-        while True:
-            thinking = [c for c in choices if c.phase == "thinking"]
-            if thinking:
-                self.thinking_round(thinking)
-                continue
-            answering = [c for c in choices if c.phase == "answer" and len(c.out) < c.total]
-            for c in choices:
-                if c.phase == "answer" and c not in answering:
-                    c.phase = "done"
-            if not answering:
-                return
-            self.answer_round(answering)
+    recorded = None
+    marker = Path(model) / "s1serve.json"
+    if marker.is_file():
+        recorded = json.loads(marker.read_text()).get("thinking_format")
+    return detect_format(model_name=model, chat_template=chat_template, recorded=recorded)
 
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -164,21 +62,31 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from vllm.engine.arg_utils import EngineArgs
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-    from server.app import resolve_format
+    from tests.oracle.harness_port import HarnessPort
 
     parser = EngineArgs.add_cli_args(FlexibleArgumentParser())
     args = parser.parse_args(["--model", job["model"], *job["engine_args"]])
     llm = LLM.from_engine_args(EngineArgs.from_cli_args(args))
-    fmt = resolve_format(None, job["model"], llm.get_tokenizer())
-    loop = ReferenceLoop(llm, fmt, job["budget"])
-    prompts = [loop.prompt_ids(p) for p in job["prompts"]]
-    # Warm up the engine the way the servers are warmed up: one short request.
-    loop.answer_round([Choice(prompt=prompts[0], total=4)])
+    tok = llm.get_tokenizer()
+    fmt = model_format(job["model"], getattr(tok, "chat_template", None))
+    port = HarnessPort(llm, multi_token_stops="text")
+    start_ids = tok.encode(fmt.start, add_special_tokens=False)
+
+    def context(user: str) -> list[int]:
+        text = tok.apply_chat_template([{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False)
+        ids = tok.encode(text, add_special_tokens=False)
+        # The harness appends the opener itself; a template that already opened it loses its copy.
+        return ids[: -len(start_ids)] if ids[-len(start_ids) :] == start_ids else ids
+
+    defaults = {k: v for k, v in vars(llm.get_default_sampling_params()).items() if k in DEFAULT_KEYS}
+    kwargs = {"max_gen_toks": job["output_len"], **harness_kwargs(job["budget"], fmt, defaults)}
+    contexts = [context(p) for p in job["prompts"]]
+    port.generate_until(contexts[:1], {"max_gen_toks": 4, "temperature": 0.0})  # warm-up, as the servers get
     size = job["batch_size"]
-    choices = [Choice(prompt=p, total=job["output_len"]) for p in prompts]
+    results = []
     started = time.perf_counter()
-    for i in range(0, len(choices), size):
-        loop.run_batch(choices[i : i + size])
+    for i in range(0, len(contexts), size):
+        results += port.generate_until(contexts[i : i + size], kwargs)
     wall = time.perf_counter() - started
     return {
         "wall_s": wall,
@@ -186,13 +94,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "requests": [
             {
                 "prompt_index": i,
-                "completion_tokens": len(c.out),
-                "thinking_tokens": c.thinking,
-                "waits_inserted": c.waits,
-                "forced_end": c.forced,
-                "rounds": c.rounds,
+                "completion_tokens": len(r.completion),
+                "thinking_tokens": len(r.thinking),
+                "waits_inserted": sum(1 for s in r.ignore_str_starts if s < len(r.thinking)),
+                "forced_end": r.cut or r.final_finish == "length",
+                "rounds": len(r.rounds) + 1,
             }
-            for i, c in enumerate(choices)
+            for i, r in enumerate(results)
         ],
     }
 
