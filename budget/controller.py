@@ -162,10 +162,10 @@ class ThinkingReport:
 
 def auto_thinking_cap(tokens: FormatTokens, encode: Callable[[str], list[int]], total_limit: int,
                       prompt_tokens: int, final_answer_text: str) -> int:  # fmt: skip
-    """s1's `max_tokens_thinking=auto`: what the request allows, less the prompt, the opener,
-    the forced-end text and 100 tokens for the answer."""
+    """s1's `max_tokens_thinking=auto`: what the request allows, less the prompt with its
+    thinking opener (`prompt_tokens`), the forced-end text and 100 tokens for the answer."""
     forced_end = encode(tokens.fmt.end + "\n" + final_answer_text)
-    return total_limit - prompt_tokens - len(tokens.start_ids) - len(forced_end) - AUTO_ANSWER_RESERVE
+    return total_limit - prompt_tokens - len(forced_end) - AUTO_ANSWER_RESERVE
 
 
 class ThinkingController:
@@ -175,7 +175,7 @@ class ThinkingController:
     max_tokens, or the context left); the harness profile, like the harness, bounds only the
     thinking by the cap and gives the answer round the whole `total_limit`. The prompt must
     already end with the thinking opener (`FormatTokens.start_ids`). `prompt_tokens` (the
-    prompt's length without the opener) is needed for `max_tokens="auto"`. `default_profile`
+    prompt's length, opener included) is needed for `max_tokens="auto"`. `default_profile`
     applies when the spec names none.
     """
 

@@ -51,7 +51,7 @@ def drive(
 
     codec = Codec(llm.get_tokenizer())
     prompt = list(prompt_ids) + list(tokens.start_ids)
-    ctl = ThinkingController(spec, tokens, codec, total_limit, prompt_tokens=len(prompt_ids), default_profile=profile)
+    ctl = ThinkingController(spec, tokens, codec, total_limit, prompt_tokens=len(prompt), default_profile=profile)
     action = ctl.start()
     rounds: list[dict[str, Any]] = []
     while action.round is not None:

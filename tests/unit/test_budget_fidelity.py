@@ -111,11 +111,12 @@ def test_num_ignore_without_wait_text_drops_the_attempt_and_continues(s1: FakeCo
 
 def test_auto_cap_is_s1s_arithmetic(s1: FakeCodec) -> None:
     tokens = FormatTokens.build(S1, s1.encode)
+    # A prompt of 18 tokens and the opener <|im_start|> think (2): 20 tokens.
     ctl = ThinkingController(BudgetSpec(max_tokens="auto"), tokens, s1, 300, prompt_tokens=20)
-    # opener: <|im_start|> think (2); "<|im_start|>answer\nFinal Answer:": 6 tokens.
-    assert ctl.cap == 300 - 20 - 2 - 6 - AUTO_ANSWER_RESERVE == 172
-    assert ctl.start().round.max_tokens == 172
-    assert ctl.report.thinking_cap == 172
+    # s1: max tokens - prompt - opener - len("<|im_start|>answer\nFinal Answer:") (6 tokens) - 100.
+    assert ctl.cap == 300 - 18 - 2 - 6 - AUTO_ANSWER_RESERVE == 174
+    assert ctl.start().round.max_tokens == 174
+    assert ctl.report.thinking_cap == 174
 
 
 def test_auto_needs_the_prompt_length_and_room(s1: FakeCodec) -> None:
