@@ -26,11 +26,13 @@ from server import __version__
 from server.budget_fields import EffortBudgets
 from server.budget_middleware import HttpConfig, HttpLayer
 from server.forcing_client import Codec, ForcingEngineClient
+from server.limits import LimitSettings
 
 logger = logging.getLogger("s1serve")
 
 REASONING_PLUGIN = str(Path(__file__).with_name("reasoning_parsers.py"))
-MIDDLEWARE = "server.budget_middleware.BudgetMiddleware"  # outermost: vLLM adds --middleware entries last
+MIDDLEWARE = "server.budget_middleware.BudgetMiddleware"  # vLLM adds --middleware entries last, outermost last
+LIMITS_MIDDLEWARE = "server.limits.LimitsMiddleware"  # outside BudgetMiddleware: limits apply before it reads a body
 
 
 @dataclass
@@ -45,6 +47,7 @@ class S1Options:
     log_requests: bool = True
     protect_metrics: bool = False
     budget_profile: str = "exact"
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
 
 def recorded_format(model_path: str) -> str | None:
@@ -91,6 +94,17 @@ def _special_delimiters(client: ForcingEngineClient) -> bool:
     return any(i in special for i in (*client.tokens.start_ids, *client.tokens.end_ids))
 
 
+def _template_opens_thinking(client: ForcingEngineClient) -> bool:
+    """Whether the chat template's generation prompt already ends with the thinking opener."""
+    try:
+        text = client.codec.tokenizer.apply_chat_template(
+            [{"role": "user", "content": "x"}], add_generation_prompt=True, tokenize=False
+        )
+    except Exception:  # noqa: BLE001 - no usable template: the server appends the opener
+        return False
+    return str(text).rstrip().endswith(client.tokens.fmt.start)
+
+
 def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, served: str) -> None:
     """s1serve's routes and HTTP layer on vLLM's app."""
     from prometheus_client import REGISTRY
@@ -105,7 +119,7 @@ def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, serve
         protect_metrics=options.protect_metrics,
         log_requests=options.log_requests,
         log_json=options.log_json,
-        keep_special_tokens=_special_delimiters(client),
+        opener_tokens=0 if _template_opens_thinking(client) else len(client.tokens.start_ids),
     )
     app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in ("/version",)]
 
@@ -130,6 +144,26 @@ def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, serve
     app.state.s1_http = HttpLayer(config=config, metrics=metrics, gate=client)
 
 
+def install_limits(app: FastAPI, client: ForcingEngineClient, options: S1Options) -> Any:
+    """The limits layer on the app's state, its watcher (engine death, drain deadline), OpenAPI notes."""
+    import dataclasses
+
+    from server.limits import LimitsLayer, document_openapi, watch
+
+    settings = dataclasses.replace(
+        options.limits,
+        max_model_len=client.max_model_len,
+        vocab_size=client.model_config.get_vocab_size(),
+        max_chars_per_token=int(getattr(client.codec.tokenizer, "max_chars_per_token", 0) or 0),
+        drain_timeout=options.drain_timeout,
+    )
+    layer = LimitsLayer(settings=settings, engine=client)
+    app.state.s1_limits = layer
+    app.state.s1_limits_watch = asyncio.get_running_loop().create_task(watch(layer, app.state))
+    document_openapi(app, bool(options.api_keys), settings)
+    return layer
+
+
 async def run_server(args: argparse.Namespace, options: S1Options) -> None:
     """vLLM's single-process API server, with the forcing engine client in the engine's place."""
     from vllm.entrypoints.launchers.api_server.app_state import init_app_state
@@ -140,7 +174,7 @@ async def run_server(args: argparse.Namespace, options: S1Options) -> None:
 
     fmt = resolve_format(options.thinking_format, args.model, _chat_template(args))
     choose_reasoning_parser(args, fmt)
-    args.middleware = [*args.middleware, MIDDLEWARE]
+    args.middleware = [*args.middleware, MIDDLEWARE, LIMITS_MIDDLEWARE]
     try:
         listen_address, sock = setup_server(args, reuse_port=False)
     except OSError as e:
@@ -156,11 +190,13 @@ async def run_server(args: argparse.Namespace, options: S1Options) -> None:
             drain_timeout=options.drain_timeout,
             default_profile=options.budget_profile,
         )
+        client.keep_special_tokens = _special_delimiters(client)
         supported_tasks = await engine.get_supported_tasks()
         app = build_app(args, supported_tasks, engine.model_config)
         served = (args.served_model_name or [args.model])[0]
         install(app, client, options, served)
         await init_app_state(client, app.state, args, supported_tasks)
+        limits = install_limits(app, client, options)
         logger.info(
             "serving %s: thinking format %s, reasoning parser %s, forcing by %s, context %d",
             served,
@@ -196,3 +232,5 @@ async def run_server(args: argparse.Namespace, options: S1Options) -> None:
     finally:
         sock.close()
         await asyncio.sleep(0)
+    if limits.engine_died:
+        raise SystemExit("s1serve: the engine stopped unexpectedly")  # exit status 1 for the supervisor

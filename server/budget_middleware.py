@@ -49,9 +49,9 @@ class HttpConfig:
     protect_metrics: bool = False
     log_requests: bool = True
     log_json: bool = False
-    # The format's delimiters hold special tokens (s1's <|im_start|>): keep them in the text,
-    # or neither the reasoning parser nor a client could see where the thinking ends.
-    keep_special_tokens: bool = False
+    # Tokens the forcing client appends to a budgeted prompt to open the thinking (0 when the
+    # chat template opens it): count_tokens adds them, so it matches what generation reports.
+    opener_tokens: int = 0
 
 
 class DrainGate(Protocol):
@@ -99,6 +99,7 @@ class _Handler:
         self.config = layer.config
         self.metrics = layer.metrics
         self.gate = layer.gate
+        self.opener_tokens = 0
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -132,7 +133,7 @@ class _Handler:
             (b"content-length", str(len(body)).encode())
         ]
         if endpoint == "count_tokens":
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, _replay(body, receive), _CountTokensRewriter(send, self.opener_tokens).send)
             return
 
         record = RequestRecord(on_generating=self._generating)
@@ -166,9 +167,8 @@ class _Handler:
             return body
         budget = resolve_budget(data, "messages" if endpoint == "count_tokens" else endpoint, self.config.efforts)
         if endpoint == "count_tokens":
+            self.opener_tokens = self.config.opener_tokens if budget is not None else 0
             return json.dumps(data, separators=(",", ":")).encode()
-        if self.config.keep_special_tokens and endpoint in ("chat", "completions", "responses", "messages"):
-            data.setdefault("skip_special_tokens", False)
         if budget is not None:
             xargs = data.get("vllm_xargs")
             xargs = dict(xargs) if isinstance(xargs, dict) else {}
@@ -238,6 +238,41 @@ class _Handler:
                 prompt_tokens=record.prompt_tokens,
                 error=error or rewriter.error,
             )
+
+
+class _CountTokensRewriter:
+    """Adds the thinking opener to `input_tokens` when the request carried a budget."""
+
+    def __init__(self, send: Send, extra: int) -> None:
+        self._send, self.extra = send, extra
+        self._start: Message | None = None
+        self._buffer = b""
+
+    async def send(self, message: Message) -> None:
+        if not self.extra:
+            await self._send(message)
+            return
+        if message["type"] == "http.response.start":
+            self._start = message
+            return
+        if message["type"] != "http.response.body":
+            await self._send(message)
+            return
+        self._buffer += message.get("body", b"")
+        if message.get("more_body", False):
+            return
+        body = self._buffer
+        assert self._start is not None
+        try:
+            data = json.loads(body)
+            if self._start["status"] == 200 and isinstance(data.get("input_tokens"), int):
+                data["input_tokens"] += self.extra
+                body = json.dumps(data, separators=(",", ":")).encode()
+        except (ValueError, AttributeError):
+            pass
+        headers = [(k, v) for k, v in self._start.get("headers", []) if k.lower() != b"content-length"]
+        await self._send({**self._start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class _ResponseRewriter:

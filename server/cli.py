@@ -11,6 +11,7 @@ from typing import Any
 CPU_MEMORY_UTILIZATION = 0.3  # the CPU backend reserves this share of a NUMA node for KV cache
 CPU_BLOCK_SIZE = 32
 S1SERVE_GROUP = "s1serve"
+LIMITS_GROUP = "s1serve limits"
 
 
 def parse_api_keys(values: list[str]) -> dict[str, str]:
@@ -23,6 +24,22 @@ def parse_api_keys(values: list[str]) -> dict[str, str]:
         if not secret or not name:
             raise SystemExit(f"--api-key: empty name or secret in {value!r}")
         keys[secret] = name
+    return keys
+
+
+def read_api_key_file(path: str) -> list[str]:
+    """`--api-key-file`: one NAME=SECRET or SECRET a line; blank lines and # comments skipped.
+
+    Keeps secrets off the command line, where `ps` and shell history would show them.
+    """
+    try:
+        text = open(path, encoding="utf-8").read()  # noqa: SIM115, PTH123 - read once, at start
+    except OSError as e:
+        raise SystemExit(f"--api-key-file: cannot read {path}: {e.strerror}") from None
+    keys = [line.strip() for line in text.splitlines()]
+    keys = [k for k in keys if k and not k.startswith("#")]
+    if not keys:
+        raise SystemExit(f"--api-key-file: no keys in {path}")
     return keys
 
 
@@ -66,6 +83,36 @@ def serve_parser() -> Any:
     group.add_argument(
         "--protect-metrics", action="store_true", help="/metrics needs an API key too (when keys are configured)"
     )
+    limits = parser.add_argument_group(LIMITS_GROUP, "Request limits and admission (see docs/limits.md).")
+    limits.add_argument(
+        "--api-key-file",
+        default=None,
+        help="read API keys from this file, one NAME=SECRET or SECRET a line (keeps them off the command line)",
+    )
+    limits.add_argument(
+        "--max-request-body-bytes",
+        type=int,
+        default=16 * 1024 * 1024,
+        help="larger request bodies get 413 before they are parsed (default 16 MiB; 0: no limit)",
+    )
+    limits.add_argument(
+        "--max-request-header-bytes",
+        type=int,
+        default=64 * 1024,
+        help="requests with more header bytes get 431 (default 64 KiB; 0: no limit)",
+    )
+    limits.add_argument(
+        "--max-queued-requests",
+        type=int,
+        default=0,
+        help="generation requests in flight before new ones get 429 with Retry-After (default 0: no limit)",
+    )
+    limits.add_argument(
+        "--max-queued-tokens",
+        type=int,
+        default=0,
+        help="prompt + output tokens (estimated) in flight before new requests get 429 (default 0: no limit)",
+    )
     make_arg_parser(parser)
     for action in parser._actions:
         if action.dest == "api_key":
@@ -84,8 +131,8 @@ def print_serve_help(parser: Any) -> None:
     formatter.add_usage("s1serve serve [--model MODEL] [s1serve flags] [vLLM flags]", [], [])
     formatter.add_text(parser.description)
     for group in parser._action_groups:
-        if group.title == S1SERVE_GROUP:
-            formatter.start_section("s1serve flags")
+        if group.title in (S1SERVE_GROUP, LIMITS_GROUP):
+            formatter.start_section(f"{group.title} flags")
             formatter.add_arguments(group._group_actions)
             formatter.end_section()
     formatter.add_text(
@@ -159,6 +206,8 @@ def serve(argv: list[str]) -> int:
     configure_logging_from_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     keys = list(args.api_key or [])
+    if args.api_key_file:
+        keys += read_api_key_file(args.api_key_file)
     if not keys and os.environ.get("S1SERVE_API_KEY"):
         keys = [os.environ["S1SERVE_API_KEY"]]
     try:
@@ -172,6 +221,11 @@ def serve(argv: list[str]) -> int:
     import uvloop
 
     from server.app import S1Options, run_server
+    from server.limits import LimitSettings
+
+    for flag in ("max_request_body_bytes", "max_request_header_bytes", "max_queued_requests", "max_queued_tokens"):
+        if getattr(args, flag) < 0:
+            parser.error(f"--{flag.replace('_', '-')} must be 0 (no limit) or more")
 
     options = S1Options(
         thinking_format=args.thinking_format,
@@ -182,6 +236,12 @@ def serve(argv: list[str]) -> int:
         log_requests=not args.disable_request_log,
         protect_metrics=args.protect_metrics,
         budget_profile=args.budget_profile,
+        limits=LimitSettings(
+            max_body_bytes=args.max_request_body_bytes,
+            max_header_bytes=args.max_request_header_bytes,
+            max_queued_requests=args.max_queued_requests,
+            max_queued_tokens=args.max_queued_tokens,
+        ),
     )
     uvloop.run(run_server(args, options))
     return 0

@@ -112,12 +112,16 @@ class ForcingEngineClient:
         *,
         drain_timeout: float = 30.0,
         default_profile: str = "exact",
+        keep_special_tokens: bool = False,
     ) -> None:
         self._engine = engine
         self.tokens = tokens
         self.codec = codec
         self.drain_timeout = drain_timeout
         self.default_profile = default_profile
+        # The format's delimiters hold special tokens (s1's <|im_start|>): text keeps them whatever
+        # the request's skip_special_tokens, or no parser could see where the thinking ends.
+        self.keep_special_tokens = keep_special_tokens
         self.draining = False  # set at shutdown: the HTTP layer refuses new work with 503
         self.max_model_len: int = engine.model_config.max_model_len
         self._rounds: dict[str, set[str]] = {}  # request id -> engine ids of its live rounds
@@ -158,6 +162,13 @@ class ForcingEngineClient:
             spec = spec_from_extra_args(getattr(sampling_params, "extra_args", None))
         except BudgetError as e:
             raise VLLMValidationError(e.message, parameter=e.param) from None
+        if (
+            isinstance(sampling_params, SamplingParams)
+            and self.keep_special_tokens
+            and sampling_params.skip_special_tokens
+        ):
+            sampling_params = sampling_params.clone()
+            sampling_params.skip_special_tokens = False
         if spec is None or not isinstance(sampling_params, SamplingParams):
             return self._plain(prompt, sampling_params, request_id, record, kwargs)
         try:

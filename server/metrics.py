@@ -7,18 +7,15 @@ bounded whatever users send.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
-import time
-import uuid
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from budget.controller import ThinkingReport
-from server.api_keys import NO_KEY, key_name
+from server.api_keys import NO_KEY
 
 logger = logging.getLogger("s1serve.requests")
 
@@ -30,8 +27,6 @@ FINISH_REASONS = {"stop", "length", "abort", "error"}
 SEGMENTS = ("thinking", "answer")
 INSERT_KINDS = ("wait", "final_answer", "delimiter")
 FORCING_EVENTS = ("forced_end", "wait_inserted", "min_suppressed")
-# Paths counted in s1serve_requests_total, and their `endpoint` label.
-ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions", "/v1/models": "models"}
 
 
 class Metrics:
@@ -116,14 +111,6 @@ class Metrics:
         for event in FORCING_EVENTS:
             self.forcing_events.labels(m, key, event)
 
-    def tracker_started(self) -> None:
-        """A request reached generation: its tracker, not RequestCounter, records its outcome."""
-        scope = _current.get()
-        if scope is not None:
-            scope["tracked"] = True
-        self.running.labels(self.model).inc()
-        self.waiting.labels(self.model).inc()
-
     def observe_choice(
         self,
         report: ThinkingReport,
@@ -164,84 +151,6 @@ class Metrics:
         self.requests.labels(self.model, key, endpoint, str(status), reason).inc()
         if latency is not None:
             self.latency.labels(self.model, key).observe(latency)
-
-
-# The per-request record RequestCounter shares with the code that handles the request.
-_current: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("s1serve_request", default=None)
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
-
-
-def key_label(api_keys: dict[str, str], headers: list[tuple[bytes, bytes]]) -> str:
-    """The configured name of the request's key, or 'none' (no keys configured, or no valid key)."""
-    if not api_keys:
-        return NO_KEY
-    header = next((v.decode("latin-1") for k, v in headers if k.lower() == b"authorization"), "")
-    return key_name(api_keys, header) or NO_KEY
-
-
-class RequestCounter:
-    """ASGI middleware: counts API requests that end before generation (4xx, draining 503, ...).
-
-    Requests that reach generation are recorded by their RequestTracker (tokens, latency, the
-    log line); this layer records the others in s1serve_requests_total and, for the generation
-    endpoints, writes their request log line. Install it with ``app.add_middleware(RequestCounter)``.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Any) -> None:
-        endpoint = ENDPOINTS.get(scope.get("path", "")) if scope["type"] == "http" else None
-        if endpoint is None:
-            await self.app(scope, receive, send)
-            return
-        record: dict[str, Any] = {"tracked": False, "status": None, "body": b""}
-        start = time.monotonic()
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                record["status"] = message["status"]
-            elif message["type"] == "http.response.body" and (record["status"] or 0) >= 400:
-                record["body"] = (record["body"] + message.get("body", b""))[:4096]
-            await send(message)
-
-        token = _current.set(record)
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            _current.reset(token)
-            if not record["tracked"]:
-                self._record(scope, endpoint, record, time.monotonic() - start)
-
-    @staticmethod
-    def _record(scope: Scope, endpoint: str, record: dict[str, Any], latency: float) -> None:
-        state = getattr(getattr(scope.get("app"), "state", None), "s1", None)
-        if state is None:  # not serving yet
-            return
-        status = record["status"] or 500  # no response started: the exception becomes a 500
-        key = key_label(state.config.api_keys, scope.get("headers", []))
-        state.metrics.observe_request(key, endpoint, status, "error" if status >= 400 else "none", None)
-        if endpoint == "models" or not state.config.log_requests:
-            return
-        error = None
-        try:
-            error = json.loads(record["body"])["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            pass
-        log_request(
-            state.config.log_json,
-            request_id=f"rejected-{uuid.uuid4().hex}",
-            endpoint=endpoint,
-            model=state.config.served_model_name,
-            key=key,
-            status=status,
-            finish_reason="error" if status >= 400 else "none",
-            latency=latency,
-            error=error,
-        )
 
 
 def log_request(

@@ -278,12 +278,6 @@ def test_unknown_sdk_fields_are_accepted(client: openai.OpenAI) -> None:
     assert r.choices[0].message.content.startswith("Final Answer:")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="skip_special_tokens=true sent explicitly (vLLM's default value) drops the <|im_start|> of s1's "
-    "end delimiter from the text, so the reasoning parser finds no end: the answer lands in "
-    "reasoning_content and content is null",
-)
 def test_explicit_skip_special_tokens_keeps_the_answer_in_content(client: openai.OpenAI) -> None:
     r = client.chat.completions.create(
         model=MODEL,
@@ -372,12 +366,6 @@ def test_anthropic_thinking_cap_is_exact(claude: anthropic.Anthropic, natural_th
         assert _blocks(stream.get_final_message()) == _blocks(m)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="/v1/messages on an s1-format model puts the whole output, answer included, in the thinking "
-    "block: vLLM's Anthropic route builds its chat request with skip_special_tokens=True, so the "
-    "<|im_start|> of the end delimiter is dropped from the text and the reasoning parser never finds it",
-)
 def test_anthropic_thinking_and_text_blocks(claude: anthropic.Anthropic) -> None:
     kwargs: dict[str, Any] = dict(
         model=MODEL,
@@ -417,11 +405,6 @@ def test_anthropic_count_tokens_matches_the_prompt(claude: anthropic.Anthropic, 
     assert counted.input_tokens == m.usage.input_tokens
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="count_tokens with thinking enabled does not count the thinking opener (<|im_start|>think) "
-    "that the server appends to the prompt of the same messages.create, so it undercounts input_tokens",
-)
 def test_anthropic_count_tokens_with_thinking_matches_create(claude: anthropic.Anthropic) -> None:
     thinking = {"type": "enabled", "budget_tokens": 4}
     counted = claude.messages.count_tokens(model=MODEL, messages=MESSAGES, thinking=thinking)

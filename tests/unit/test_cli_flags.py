@@ -83,7 +83,8 @@ def test_a_busy_port_fails_in_seconds_before_any_model_loads(tmp_path: Path) -> 
     assert proc.returncode != 0
     assert f"port {port}" in proc.stderr and "in use" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert time.monotonic() - start < 60
+    assert "EngineCore" not in proc.stderr  # refused at bind time: no engine was started
+    assert time.monotonic() - start < 120
 
 
 def test_api_key_is_repeatable_and_space_separated(parser) -> None:
