@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import REPO_ROOT, free_port
+from benchmarks.servers import REPO_ROOT, Server, free_port
 from evals.cli import main
 from tests.evals.conftest import ARITHMETIC
-from tests.integration.server_process import ServerProcess
 
 pytestmark = pytest.mark.engine
 
@@ -49,7 +48,7 @@ def sweep_args(base_url: str, out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def first_run(s1serve: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def first_run(s1serve: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("eval")
     assert main(sweep_args(f"{s1serve.base_url}/v1", out)) == 0
     return out

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import REPO_ROOT
+from benchmarks.servers import REPO_ROOT, Server
 from tests.evals.conftest import ARITHMETIC
-from tests.integration.server_process import ServerProcess
 
 pytestmark = pytest.mark.engine
 
@@ -37,7 +36,7 @@ metric_list:
 """
 
 
-def test_gen_kwargs_carry_the_flat_budget_fields(s1serve: ServerProcess, tmp_path: Path) -> None:
+def test_gen_kwargs_carry_the_flat_budget_fields(s1serve: Server, tmp_path: Path) -> None:
     tasks = tmp_path / "tasks"
     tasks.mkdir()
     (tasks / "s1serve_arithmetic.yaml").write_text(TASK.format(data=ARITHMETIC))
