@@ -127,14 +127,12 @@ def main(argv: list[str]) -> int:
         if args.plan:
             print_plan(job, world_size(args), args.gpu_gb)
             return 0
-        check = preflight(job)
+        preflight(job)  # allowed resume changes are logged by the trainer
     except (ConfigError, DataError) as e:
         print(f"s1serve train: error: {e}", file=sys.stderr)
         return 2
     except SystemExit as e:  # a flag error, already printed in one line
         return int(e.code or 0)
-    for line in check.allowed if check else []:
-        print(f"s1serve train: resume: allowed change {line}", file=sys.stderr)
     cmd = build_command(argv)
     if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
         print(f"s1serve train: cannot find {cmd[0]}", file=sys.stderr)

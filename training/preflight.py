@@ -68,6 +68,15 @@ def check_resume(job: JobConfig) -> tuple[Path, dict[str, Any], ResumeCheck] | N
 
 
 def check_loggers(job: JobConfig) -> None:
+    """Optional packages the job asks for (also the fused loss kernel)."""
+    if job.train.loss_impl == "liger":
+        try:
+            import liger_kernel  # noqa: F401
+        except ModuleNotFoundError:
+            raise ConfigError(
+                "--loss-impl liger needs the liger-kernel package on a GPU host: pip install liger-kernel "
+                "(or use --loss-impl chunked)"
+            ) from None
     if job.train.wandb:
         try:
             import wandb  # noqa: F401

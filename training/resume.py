@@ -46,6 +46,10 @@ NOTED: dict[str, str] = {
 }
 
 
+# Fields that say how this job was started, not what it trains: not reported.
+SILENT = {"checkpoint.resume", "train.debug_sigkill_after_step"}
+
+
 @dataclass
 class ResumeCheck:
     refused: list[str]
@@ -68,7 +72,7 @@ def compare_jobs(saved: dict[str, Any], job: JobConfig, *, step: int, steps_per_
     refused: list[str] = []
     allowed: list[str] = []
     for key, value in new.items():
-        if key not in old or old[key] == value:
+        if key not in old or old[key] == value or key in SILENT:
             continue
         section, name = key.split(".", 1)
         change = f"{flag_name(section, name)} {_show(old[key])} -> {_show(value)}"

@@ -283,3 +283,16 @@ QWEN25_32B = {
     "max_position_embeddings": 32768,
 }
 RECIPE = REPO / "training" / "recipes" / "s1.1-32b.toml"
+
+
+def test_optional_packages_are_asked_for_by_name(launch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wandb and Liger are never required: asking for them without the package is a one-line error."""
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    monkeypatch.setitem(sys.modules, "liger_kernel", None)
+    folder = build_model(tmp_path / "m")
+    data = write_jsonl(tmp_path / "d.jsonl", synthetic_records(2))
+    proc = launch("--model", str(folder), "--dataset", str(data), "--wandb")
+    assert proc.returncode == 2 and "--wandb needs the wandb package: pip install wandb" in proc.stderr
+    proc = launch("--model", str(folder), "--dataset", str(data), "--loss-impl", "liger")
+    assert proc.returncode == 2 and "--loss-impl liger needs the liger-kernel package" in proc.stderr
+    assert parse_args(["--model", "m", "--dataset", "d"]).train.wandb is False
