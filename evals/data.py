@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,8 @@ def _read_hub(hub_id: str, config: str | None, split: str) -> list[dict[str, Any
         import datasets
     except ImportError:
         raise DataError(f"--dataset {hub_id}: loading from the hub needs the 'datasets' package") from None
+    datasets.logging.set_verbosity_error()  # its retry warnings would bury the one-line error below
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     try:
         loaded = datasets.load_dataset(hub_id, config, split=split)
     except Exception as e:  # the hub unreachable, gated, or the id unknown: all reported the same way

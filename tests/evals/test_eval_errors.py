@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.servers import free_port
+from benchmarks.servers import REPO_ROOT, free_port
 from evals.cli import main
 from tests.evals.conftest import ARITHMETIC
 
@@ -44,3 +47,15 @@ def test_broken_json_line_is_located(tmp_path: Path, capsys: pytest.CaptureFixtu
     data.write_text('{"question": "1 + 1?", "answer": "2"}\n{"question": \n')
     code, err = run(capsys, "--model", "m", "--dataset", str(data), "--out", str(tmp_path / "out"))
     assert code == 2 and f"{data}:2: not JSON" in err
+
+
+def test_unreachable_hub_is_one_line(tmp_path: Path) -> None:
+    """With the hub switched off, a hub id fails with one line naming it (no data set is fetched in tests)."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    command = [sys.executable, "-m", "evals", "--dataset", "aime24", "--model", "m", "--out", str(tmp_path)]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "s1serve eval: error: --dataset simplescaling/aime24_nofigures: cannot load from the hub"
+    )
