@@ -247,6 +247,21 @@ def load_recipe(path: str | Path) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"--config {path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {e}") from None
 
 
+def _recipe_value(path: str, section_name: str, key: str, value: Any, section: type) -> Any:
+    """A recipe value of the field's type (TOML and JSON have their own), or an error naming it."""
+    kind = _field_type(section, key)
+    ok = (
+        isinstance(value, bool)
+        if kind is bool
+        else isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is float
+        else isinstance(value, kind) and not isinstance(value, bool)
+    )
+    if not ok:
+        raise ConfigError(f"{path}: [{section_name}] {key} = {value!r}: expected {kind.__name__}")
+    return kind(value)
+
+
 def parse_args(argv: list[str] | None = None, prog: str = "training.sft") -> JobConfig:
     """Defaults, then the recipe, then flags."""
     args = build_parser(prog).parse_args(argv)
@@ -261,7 +276,7 @@ def parse_args(argv: list[str] | None = None, prog: str = "training.sft") -> Job
                 key = key.replace("-", "_")
                 if not hasattr(section, key):
                     raise ConfigError(f"{args.config}: unknown key {key!r} in [{section_name}]")
-                setattr(section, key, value)
+                setattr(section, key, _recipe_value(args.config, section_name, key, value, type(section)))
     for dest, value in vars(args).items():
         if value is None or "." not in dest:
             continue

@@ -36,6 +36,9 @@ def test_recipe_then_flags(tmp_path: Path) -> None:
     recipe.write_text('[data]\nblok_size = 1\n[model]\npath = "m"\n')
     with pytest.raises(ValueError, match="unknown key 'blok_size'"):
         parse_args(["--config", str(recipe)])
+    recipe.write_text('[train]\nepochs = "five"\n')
+    with pytest.raises(ValueError, match=r"r.toml: \[train\] epochs = 'five': expected int"):
+        parse_args(["--config", str(recipe)])
     with pytest.raises(ValueError, match="--model"):
         parse_args(["--dataset", "d"])
     with pytest.raises(ValueError, match="unknown --thinking-format 'r1'"):  # refused before any data is read
