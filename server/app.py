@@ -227,10 +227,11 @@ async def run_server(args: argparse.Namespace, options: S1Options) -> None:
             h11_max_header_count=args.h11_max_header_count,
             **kwargs,
         )
+        limits.died()  # read while the engine client is still open
     try:
         await shutdown_task
     finally:
         sock.close()
         await asyncio.sleep(0)
-    if limits.engine_died:
+    if limits.died():
         raise SystemExit("s1serve: the engine stopped unexpectedly")  # exit status 1 for the supervisor

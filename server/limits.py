@@ -111,10 +111,22 @@ class LimitsLayer:
         self.admission.max_requests = self.settings.max_queued_requests
         self.admission.max_tokens = self.settings.max_queued_tokens
 
-    def start_drain(self, margin: float = 1.0) -> None:
-        """Drain began: streams still open shortly before the engine stops get a clean end."""
+    def start_drain(self, margin: float | None = None) -> None:
+        """Drain began: streams still open shortly before the engine stops get a clean end.
+
+        The margin (a second, or a quarter of a short drain) leaves time to send the error
+        events before the engine stops and the listener closes.
+        """
+        if margin is None:
+            margin = min(1.0, self.settings.drain_timeout / 4)
         if self.drain_deadline is None:
             self.drain_deadline = time.monotonic() + max(0.0, self.settings.drain_timeout - margin)
+
+    def died(self) -> bool:
+        """Whether the engine failed while serving (an engine stopped by a drain did not)."""
+        if not self.engine.draining and self.engine.errored:
+            self.engine_died = True
+        return self.engine_died
 
     def check_deadline(self) -> None:
         if self.drain_deadline is not None and time.monotonic() >= self.drain_deadline:
@@ -363,9 +375,13 @@ async def _handle(app: Any, layer: LimitsLayer, scope: Scope, receive: Receive, 
         except ClientError as e:
             await reply(send, e.status, e.message, param=e.param)
             return
-    replay = _replay(body, receive)
-    if not generation or layer.engine.draining or layer.engine.errored:
-        await app(scope, replay, send)  # the drain gate and vLLM answer these
+    replay = _replay(bytes(body) if isinstance(body, bytearray) else body, receive)
+    if generation and layer.engine.errored and not layer.engine.draining:
+        headers = [(b"retry-after", str(DRAIN_RETRY_AFTER_S).encode())]
+        await reply(send, 503, "the engine stopped; the server is exiting", headers=headers, close=True)
+        return
+    if not generation or layer.engine.draining:
+        await app(scope, replay, send)  # the drain gate answers 503 while draining
         return
     tokens = estimate_tokens(data, len(body), settings.max_model_len)
     refused = layer.admission.try_admit(tokens)
@@ -389,10 +405,13 @@ class _Disconnected(Exception):
     pass
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole body, counted as it arrives: past `limit` bytes it is a 413 at once."""
-    chunks: list[bytes] = []
-    size = 0
+async def read_body(receive: Receive, limit: int) -> bytes | bytearray:
+    """The whole body, counted as it arrives: past `limit` bytes it is a 413 at once.
+
+    Chunks are appended to one buffer (no list of chunks plus a joined copy), so a big body
+    costs about its own size until it is parsed.
+    """
+    buffer = bytearray()
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -400,13 +419,17 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         if message["type"] != "http.request":
             break
         chunk = message.get("body", b"")
-        size += len(chunk)
-        if limit and size > limit:
+        more = message.get("more_body", False)
+        if not buffer and not more:
+            if limit and len(chunk) > limit:
+                raise ClientError(413, f"the request body is over the limit of {limit} bytes")
+            return chunk  # the whole body in one message: no copy
+        buffer += chunk
+        if limit and len(buffer) > limit:
             raise ClientError(413, f"the request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
+        if not more:
             break
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return buffer
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -468,8 +491,11 @@ class _Response:
                 self.closed = self.finished = True
                 await reply(self._send, 503, "the engine stopped; the server is exiting", close=True)
                 return
-        elif message["type"] == "http.response.body" and not message.get("more_body", False):
-            self.finished = True
+        elif message["type"] == "http.response.body":
+            if self.streaming and self.engine.errored and b'"code":500' in message.get("body", b""):
+                message = {**message, "body": _unavailable_event(message["body"])}
+            if not message.get("more_body", False):
+                self.finished = True
         await self._send(message)
 
     async def end(self, message: str) -> None:
@@ -492,6 +518,13 @@ class _Response:
         else:
             await self._send({"type": "http.response.body", "body": b"", "more_body": False})
         self.finished = True
+
+
+def _unavailable_event(body: bytes) -> bytes:
+    """A stream's error event from a dead engine says 503, as a non-streaming reply would."""
+    return body.replace(b'"type":"InternalServerError"', b'"type":"ServiceUnavailableError"').replace(
+        b'"code":500', b'"code":503'
+    )
 
 
 async def _run_until_deadline(app: Any, layer: LimitsLayer, scope: Scope, receive: Receive, send: Send) -> None:
