@@ -13,12 +13,13 @@ import asyncio
 import errno
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from budget.controller import FormatTokens
 from budget.formats import ThinkingFormat, detect_format, get_format
@@ -48,6 +49,26 @@ class S1Options:
     protect_metrics: bool = False
     budget_profile: str = "exact"
     limits: LimitSettings = field(default_factory=LimitSettings)
+
+
+def enable_logs() -> None:
+    """s1serve's loggers write to stderr whatever vLLM's logging set-up did.
+
+    vLLM configures logging with `dictConfig`, which disables loggers that already exist (ours
+    are created at import): without this the request log lines would be dropped silently.
+    """
+    root = logging.getLogger("s1serve")
+    for name, child in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(child, logging.Logger) and (name == "s1serve" or name.startswith("s1serve.")):
+            child.disabled = False
+    root.disabled = False
+    root.setLevel(logging.INFO)
+    if not any(getattr(h, "_s1serve", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._s1serve = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.propagate = False
 
 
 def recorded_format(model_path: str) -> str | None:
@@ -121,7 +142,22 @@ def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, serve
         log_json=options.log_json,
         opener_tokens=0 if _template_opens_thinking(client) else len(client.tokens.start_ids),
     )
-    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in ("/version",)]
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in ("/version", "/metrics")]
+
+    @app.get("/metrics")
+    async def metrics_endpoint(request: Request) -> Response:
+        """s1serve's and vLLM's series; OpenMetrics when the scraper asks for it (Prometheus does)."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client.openmetrics.exposition import ALLOWUTF8
+        from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
+        from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+        from vllm.v1.metrics.prometheus import get_prometheus_registry
+
+        registry = get_prometheus_registry()
+        if "application/openmetrics-text" in request.headers.get("accept", ""):
+            # vLLM's names hold a colon, valid in OpenMetrics; the default escaping would rename them.
+            return Response(generate_openmetrics(registry, escaping=ALLOWUTF8), media_type=OPENMETRICS_TYPE)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/ready")
     async def ready() -> JSONResponse:
@@ -196,6 +232,7 @@ async def run_server(args: argparse.Namespace, options: S1Options) -> None:
         served = (args.served_model_name or [args.model])[0]
         install(app, client, options, served)
         await init_app_state(client, app.state, args, supported_tasks)
+        enable_logs()
         limits = install_limits(app, client, options)
         logger.info(
             "serving %s: thinking format %s, reasoning parser %s, forcing by %s, context %d",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Any
@@ -204,7 +203,6 @@ def serve(argv: list[str]) -> int:
     from server.budget_fields import EffortBudgets
 
     configure_logging_from_args(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     keys = list(args.api_key or [])
     if args.api_key_file:
         keys += read_api_key_file(args.api_key_file)
