@@ -28,7 +28,17 @@ ENGINE_ARGS = [
 @pytest.fixture(scope="session")
 def tiny_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     log = tmp_path_factory.mktemp("logs") / "tiny-server.log"
-    args = ["--model", str(tiny_model), "--served-model-name", "tiny", "--reasoning-effort-budgets", "low=7,medium=21"]
+    args = [
+        "--model",
+        str(tiny_model),
+        "--served-model-name",
+        "tiny",
+        "--reasoning-effort-budgets",
+        "minimal=5,low=7,medium=21",
+        "--enable-auto-tool-choice",
+        "--tool-call-parser",
+        "hermes",
+    ]
     server = ServerProcess([*args, *ENGINE_ARGS], log)
     yield server
     server.stop()

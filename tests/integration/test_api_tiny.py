@@ -360,3 +360,27 @@ def test_client_disconnect_aborts_the_generation(tiny_server: ServerProcess) -> 
     time.sleep(1.0)
     assert _gauge(url, "vllm:generation_tokens_total") == settled  # nothing is generating any more
     assert settled - before < n * budget  # and the choices were cut short
+
+
+def test_cap_message_sits_inside_the_cap_before_the_end(tiny: openai.OpenAI, tiny_model: Path) -> None:
+    message = "Time is up, answering now."
+    budget = {"max_tokens": 20, "min_tokens": 20, "wait_text": "", "cap_message": message}
+    r = chat(tiny, extra_body={"thinking_budget": budget})
+    report = r.model_dump()["choices"][0]["thinking"]
+    reasoning = r.choices[0].message.model_extra["reasoning_content"]
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    assert report["thinking_tokens"] == 20 and report["forced_end"]  # the message fits inside the cap
+    assert report["cap_message_tokens"] in (len(tok.encode(message)), len(tok.encode("\n" + message)))
+    assert reasoning.rstrip().endswith(message)
+    assert r.choices[0].message.content.startswith("Final Answer:")
+
+
+def test_grace_tokens_extend_the_cap_and_stream_as_they_are_returned(tiny: openai.OpenAI) -> None:
+    budget = {"thinking_budget": {"max_tokens": 10, "min_tokens": 10, "wait_text": "", "grace_tokens": 5}}
+    full = chat(tiny, max_tokens=60, extra_body=budget)
+    report = full.model_dump()["choices"][0]["thinking"]
+    grace = report.get("grace_tokens", 0)
+    assert 0 <= grace <= 5 and report["thinking_tokens"] == 10 + grace and report["forced_end"]
+    reasoning, content, reports, _ = _stream_text(chat(tiny, max_tokens=60, stream=True, extra_body=budget))
+    assert reasoning[0] == full.choices[0].message.model_extra["reasoning_content"]  # trimmed grace text only
+    assert content[0] == full.choices[0].message.content and reports[0] == report

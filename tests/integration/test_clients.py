@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +25,6 @@ import pytest
 from pydantic import BaseModel
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from tests.integration.conftest import ENGINE_ARGS
 from tests.integration.server_process import ServerProcess
 
 pytestmark = pytest.mark.engine
@@ -34,16 +32,7 @@ pytestmark = pytest.mark.engine
 MODEL = "tiny"
 QUESTION = "What is two plus three?"
 MESSAGES = [{"role": "user", "content": QUESTION}]
-EFFORT_CAPS = {"minimal": 5, "low": 7, "medium": 21}
-SERVER_ARGS = [
-    "--served-model-name",
-    MODEL,
-    "--reasoning-effort-budgets",
-    ",".join(f"{level}={cap}" for level, cap in EFFORT_CAPS.items()),
-    "--enable-auto-tool-choice",
-    "--tool-call-parser",
-    "hermes",
-]
+EFFORT_CAPS = {"minimal": 5, "low": 7, "medium": 21}  # the tiny server's --reasoning-effort-budgets
 # Thinking of exactly N tokens: the end is masked until the cap (no wait text), then forced.
 EXACT = {"max_tokens": 8, "min_tokens": 8, "wait_text": ""}
 WEATHER_TOOL = {
@@ -74,11 +63,9 @@ class Color(BaseModel):
 
 # -- fixtures ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    log = tmp_path_factory.mktemp("logs") / "clients-server.log"
-    proc = ServerProcess(["--model", str(tiny_model), *SERVER_ARGS, *ENGINE_ARGS], log)
-    yield proc
-    proc.stop()
+def server(tiny_server: ServerProcess) -> ServerProcess:
+    """The session's tiny server: it runs with hermes tool parsing and minimal/low/medium effort caps."""
+    return tiny_server
 
 
 @pytest.fixture(scope="module")
