@@ -196,9 +196,17 @@ class ForcingEngineClient:
             spec = dataclasses.replace(spec, final_answer_text="")
         try:
             spec.check_context(context_left)
+            # Built once here so an impossible budget (an `auto` cap with no room left) is a 400
+            # before any stream starts; each choice builds its own below.
+            self._controller(spec, total, prompt_ids)
         except BudgetError as e:
             raise VLLMValidationError(e.message, parameter=e.param) from None
         return self._forced(prompt, prompt_ids, sampling_params, spec, total, request_id, record, kwargs)
+
+    def _controller(self, spec: BudgetSpec, total: int, prompt_ids: list[int]) -> ThinkingController:
+        return ThinkingController(
+            spec, self.tokens, self.codec, total, prompt_tokens=len(prompt_ids), default_profile=self.default_profile
+        )
 
     def _opened(self, prompt_ids: list[int]) -> bool:
         """Whether the prompt (e.g. the chat template) already opened the thinking segment."""
@@ -351,9 +359,7 @@ class ForcingEngineClient:
         kwargs: dict[str, Any],
     ) -> AsyncIterator[_Piece]:
         index = choice.index
-        ctl = ThinkingController(
-            spec, self.tokens, self.codec, total, prompt_tokens=len(prompt_ids), default_profile=self.default_profile
-        )
+        ctl = self._controller(spec, total, prompt_ids)
         choice.report = ctl.report
         want_logprobs = params.logprobs is not None
         action = ctl.start()
