@@ -194,6 +194,14 @@ def install_limits(app: FastAPI, client: ForcingEngineClient, options: S1Options
         drain_timeout=options.drain_timeout,
     )
     layer = LimitsLayer(settings=settings, engine=client)
+    scheduler = client.vllm_config.scheduler_config
+    if scheduler.max_num_queued_reqs is not None or scheduler.max_num_queued_tokens is not None:
+        # vLLM's queue limits (--max-num-queued-reqs/-tokens) count engine requests, and each
+        # forced round is one: AsyncLLM checks them again for every request it adds. The serving
+        # layer's check, made through the engine client before a response starts, stays the
+        # admission; the per-round one goes, so an admitted request is never refused mid-way.
+        client.check_admission = client._engine.check_admission
+        client._engine.check_admission = lambda *args, **kwargs: None
     app.state.s1_limits = layer
     app.state.s1_limits_watch = asyncio.get_running_loop().create_task(watch(layer, app.state))
     document_openapi(app, bool(options.api_keys), settings)

@@ -234,7 +234,8 @@ def test_keys_come_from_a_file_and_protect_metrics(server: ServerProcess) -> Non
 
 
 def test_openapi_documents_errors_and_the_bearer_scheme(server: ServerProcess) -> None:
-    doc = httpx.get(f"{server.base_url}/openapi.json", timeout=30).json()
+    assert httpx.get(f"{server.base_url}/openapi.json", timeout=30).status_code == 401  # behind the keys too
+    doc = httpx.get(f"{server.base_url}/openapi.json", headers=AUTH, timeout=30).json()
     assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
     for path in ("/v1/chat/completions", "/v1/completions"):
         op = doc["paths"][path]["post"]
