@@ -17,6 +17,7 @@ from vllm.entrypoints.generate.base.protocol import DeltaMessage
 from vllm.reasoning import ReasoningParser, ReasoningParserManager
 
 from budget.formats import S1, THINK, ThinkingFormat
+from budget.splitter import partial_suffix
 
 BUDGET_XARG = "s1serve_budget"  # the key s1serve's request translation puts a budget under
 
@@ -31,14 +32,6 @@ def _rfind(ids: Sequence[int], sub: Sequence[int]) -> int:
         if ids[k] == first and tuple(ids[k : k + n]) == tuple(sub):
             return k
     return -1
-
-
-def _partial_suffix(text: str, delimiter: str) -> int:
-    """Length of the longest suffix of `text` that is a proper prefix of `delimiter`."""
-    for n in range(min(len(text), len(delimiter) - 1), 0, -1):
-        if delimiter.startswith(text[-n:]):
-            return n
-    return 0
 
 
 class FormatReasoningParser(ReasoningParser):
@@ -142,7 +135,7 @@ class FormatReasoningParser(ReasoningParser):
                 text = text[len(fmt.start_sep) :]
             at = text.find(fmt.end)
             if at < 0:
-                keep = _partial_suffix(text, fmt.end)
+                keep = partial_suffix(text, fmt.end)
                 emit = text[: len(text) - keep]
                 self._pos += len(emit)
                 return DeltaMessage(reasoning=emit) if emit else None
