@@ -197,11 +197,17 @@ def install_limits(app: FastAPI, client: ForcingEngineClient, options: S1Options
     scheduler = client.vllm_config.scheduler_config
     if scheduler.max_num_queued_reqs is not None or scheduler.max_num_queued_tokens is not None:
         # vLLM's queue limits (--max-num-queued-reqs/-tokens) count engine requests, and each
-        # forced round is one: AsyncLLM checks them again for every request it adds. The serving
-        # layer's check, made through the engine client before a response starts, stays the
-        # admission; the per-round one goes, so an admitted request is never refused mid-way.
-        client.check_admission = client._engine.check_admission
-        client._engine.check_admission = lambda *args, **kwargs: None
+        # forced round is one: AsyncLLM checks them again for every request it adds. A forced
+        # request is admitted by the serving layer's check, made before its response starts;
+        # its rounds skip the per-request one, so it is never refused between rounds.
+        check = client._engine.check_admission
+
+        def check_unless_round(n: int = 1, request_id: str | None = None) -> None:
+            if request_id is not None and any(request_id in live for live in client._rounds.values()):
+                return
+            check(n, request_id)
+
+        client._engine.check_admission = check_unless_round
     app.state.s1_limits = layer
     app.state.s1_limits_watch = asyncio.get_running_loop().create_task(watch(layer, app.state))
     document_openapi(app, bool(options.api_keys), settings)

@@ -486,6 +486,10 @@ class _Response:
             self.started = True
             headers = {k.lower(): v for k, v in message.get("headers", [])}
             self.streaming = b"text/event-stream" in headers.get(b"content-type", b"")
+            if message.get("status") == 503 and b"retry-after" not in headers:
+                # vLLM's own queue limits answer 503 without saying when to come back.
+                retry = (b"retry-after", str(RETRY_AFTER_S).encode())
+                message = {**message, "headers": [*message.get("headers", []), retry]}
             if message.get("status") == 500 and self.engine.errored:
                 # A 500 from a dead engine is the server's unavailability, not the request's fault.
                 self.closed = self.finished = True

@@ -257,3 +257,21 @@ def test_api_key_file_reads_names_and_bare_secrets(tmp_path: Path) -> None:
         read_api_key_file(str(path))
     with pytest.raises(SystemExit, match="cannot read"):
         read_api_key_file(str(tmp_path / "missing"))
+
+
+def test_a_503_from_behind_gets_retry_after() -> None:
+    inner, _, app = make()
+
+    async def unavailable(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"error":{"code":503}}', "more_body": False})
+
+    middleware = LimitsMiddleware(unavailable)
+
+    async def wrapped(scope: dict, receive: Any, send: Any) -> None:
+        scope["app"] = inner
+        await middleware(scope, receive, send)
+
+    r = TestClient(wrapped).post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
