@@ -89,6 +89,19 @@ class RequestRecord:
 current_record: contextvars.ContextVar[RequestRecord | None] = contextvars.ContextVar("s1serve_record", default=None)
 
 
+@dataclass(frozen=True)
+class _ForcedRequest:
+    """What every choice of one forced request shares, validated by `generate()`."""
+
+    request_id: str
+    prompt: dict[str, Any]  # the engine input as vLLM's serving layer rendered it
+    prompt_ids: list[int]  # its token ids, with the thinking opener when the prompt lacked it
+    params: SamplingParams
+    spec: BudgetSpec
+    total: int  # bound on everything generated or inserted after the prompt
+    kwargs: dict[str, Any]  # generate() keywords passed through to each round
+
+
 @dataclass
 class _Piece:
     """One update of one choice: new text and ids, and the finish reason on the last."""
@@ -201,7 +214,8 @@ class ForcingEngineClient:
             self._controller(spec, total, prompt_ids)
         except BudgetError as e:
             raise VLLMValidationError(e.message, parameter=e.param) from None
-        return self._forced(prompt, prompt_ids, sampling_params, spec, total, request_id, record, kwargs)
+        request = _ForcedRequest(request_id, prompt, prompt_ids, sampling_params, spec, total, kwargs)
+        return self._forced(request, record)
 
     def _controller(self, spec: BudgetSpec, total: int, prompt_ids: list[int]) -> ThinkingController:
         return ThinkingController(
@@ -263,24 +277,13 @@ class ForcingEngineClient:
         return 0
 
     # -- forced: rounds driven by the controller -----------------------------------------------------
-    async def _forced(
-        self,
-        prompt: dict[str, Any],
-        prompt_ids: list[int],
-        params: SamplingParams,
-        spec: BudgetSpec,
-        total: int,
-        request_id: str,
-        record: RequestRecord | None,
-        kwargs: dict[str, Any],
-    ) -> AsyncGenerator[RequestOutput, None]:
+    async def _forced(self, req: _ForcedRequest, record: RequestRecord | None) -> AsyncGenerator[RequestOutput, None]:
+        params, request_id, prompt_ids = req.params, req.request_id, req.prompt_ids
         n = params.n
         choices = [ChoiceRecord(index=i) for i in range(n)]
         self._admit(record, choices, {"prompt_token_ids": prompt_ids}, forced=True)
         self._rounds[request_id] = set()
-        streams = [
-            self._choice(prompt, prompt_ids, params, spec, total, request_id, choices[i], kwargs) for i in range(n)
-        ]
+        streams = [self._choice(req, choices[i]) for i in range(n)]
         pieces = streams[0] if n == 1 else _merge(streams)
         texts = [""] * n
         ids: list[list[int]] = [[] for _ in range(n)]
@@ -323,7 +326,7 @@ class ForcingEngineClient:
                     ]
                 yield RequestOutput(
                     request_id=request_id,
-                    prompt=prompt.get("prompt"),
+                    prompt=req.prompt.get("prompt"),
                     prompt_token_ids=prompt_ids,
                     prompt_logprobs=None,
                     outputs=outputs,
@@ -347,19 +350,10 @@ class ForcingEngineClient:
             stop_reason=None if last is None else last.stop_reason,
         )
 
-    async def _choice(
-        self,
-        prompt: dict[str, Any],
-        prompt_ids: list[int],
-        params: SamplingParams,
-        spec: BudgetSpec,
-        total: int,
-        request_id: str,
-        choice: ChoiceRecord,
-        kwargs: dict[str, Any],
-    ) -> AsyncIterator[_Piece]:
+    async def _choice(self, req: _ForcedRequest, choice: ChoiceRecord) -> AsyncIterator[_Piece]:
+        params, request_id, prompt_ids = req.params, req.request_id, req.prompt_ids
         index = choice.index
-        ctl = self._controller(spec, total, prompt_ids)
+        ctl = self._controller(req.spec, req.total, prompt_ids)
         choice.report = ctl.report
         want_logprobs = params.logprobs is not None
         action = ctl.start()
@@ -393,8 +387,8 @@ class ForcingEngineClient:
             got: list[int] = []
             got_lp: list[dict[int, Logprob]] = []
             finish_reason, stop_reason = "length", None
-            round_prompt = tokens_input(prompt_ids + ctl.context_ids, cache_salt=prompt.get("cache_salt"))
-            round_kwargs = {**kwargs, "reasoning_ended": rnd.segment == "answer"}
+            round_prompt = tokens_input(prompt_ids + ctl.context_ids, cache_salt=req.prompt.get("cache_salt"))
+            round_kwargs = {**req.kwargs, "reasoning_ended": rnd.segment == "answer"}
             try:
                 async for out in self._engine.generate(round_prompt, round_params, round_id, **round_kwargs):
                     o = out.outputs[0]

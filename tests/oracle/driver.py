@@ -13,17 +13,7 @@ from typing import Any
 
 from budget.controller import EndAttempt, FormatTokens, ThinkingController
 from budget.spec import BudgetSpec
-
-
-class Codec:
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=False)
+from server.forcing_client import Codec
 
 
 @dataclass
