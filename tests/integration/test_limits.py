@@ -282,35 +282,36 @@ def test_engine_death_fails_in_flight_work_with_503_and_exits_non_zero(server: S
 
 
 def test_sigterm_drain_deadline_ends_streams_and_exits_zero(tiny_model: Path, tmp_path: Path) -> None:
-    drain = 6.0
+    # Long enough to probe the drain from this loaded machine, too short for a 950-token stream
+    # (about 5 s here, three at a time slower still) to finish.
+    drain = 4.0
     server = ServerProcess(
         ["--model", str(tiny_model), "--served-model-name", "tiny", "--drain-timeout", str(drain), *ENGINE_ARGS],
         tmp_path / "server.log",
     )
     url = server.base_url
     body = {"model": "tiny", "messages": MESSAGES, "max_tokens": 950, "temperature": 0, "stream": True, **LONG}
-    started = threading.Barrier(3)
+    started = threading.Barrier(4)
     streams: list[list[str]] = []
 
     def stream_one() -> None:
-        events: list[str] = []
+        raw = b""  # read raw and split at the end: little client CPU, so the probes below run on time
         with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=120) as r:
             assert r.status_code == 200
-            for line in r.iter_lines():
-                if line.startswith("data: "):
-                    if not events:
-                        started.wait(timeout=120)
-                    events.append(line[6:])
-        streams.append(events)
+            for chunk in r.iter_raw():
+                if not raw:
+                    started.wait(timeout=120)
+                raw += chunk
+        streams.append([e[6:] for e in raw.decode().split("\n\n") if e.startswith("data: ")])
 
-    threads = [threading.Thread(target=stream_one) for _ in range(2)]
+    threads = [threading.Thread(target=stream_one) for _ in range(3)]
     try:
         for t in threads:
             t.start()
         started.wait(timeout=300)
         signalled = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        time.sleep(0.2)
         assert httpx.get(f"{url}/ready", timeout=10).status_code == 503
         refused = httpx.post(f"{url}/v1/chat/completions", json={**body, "stream": False, "max_tokens": 2}, timeout=10)
         assert refused.status_code == 503 and refused.headers["retry-after"]
@@ -322,7 +323,7 @@ def test_sigterm_drain_deadline_ends_streams_and_exits_zero(tiny_model: Path, tm
         server.stop()
     assert code == 0
     assert exited < drain + 5, exited
-    assert len(streams) == 2
+    assert len(streams) == 3
     for events in streams:
         # Too long to finish within the drain: each stream ends with an error event, then [DONE].
         assert events[-1] == "[DONE]"
