@@ -305,6 +305,10 @@ def test_sigterm_drain_deadline_ends_streams_and_exits_zero(tiny_model: Path, tm
         streams.append([e[6:] for e in raw.decode().split("\n\n") if e.startswith("data: ")])
 
     threads = [threading.Thread(target=stream_one) for _ in range(3)]
+    # Probe connections opened before the signal: the listener closes when the drain ends, and a
+    # busy machine can delay a new connection past that.
+    probe = httpx.Client(base_url=url, timeout=10)
+    assert probe.get("/ready").status_code == 200
     try:
         for t in threads:
             t.start()
@@ -312,15 +316,18 @@ def test_sigterm_drain_deadline_ends_streams_and_exits_zero(tiny_model: Path, tm
         signalled = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
-        assert httpx.get(f"{url}/ready", timeout=10).status_code == 503
-        refused = httpx.post(f"{url}/v1/chat/completions", json={**body, "stream": False, "max_tokens": 2}, timeout=10)
+        assert probe.get("/ready").status_code == 503
+        refused = probe.post("/v1/chat/completions", json={**body, "stream": False, "max_tokens": 2})
         assert refused.status_code == 503 and refused.headers["retry-after"]
+        probed = time.monotonic() - signalled
         for t in threads:
             t.join(timeout=drain + 30)
         code = server.proc.wait(timeout=drain + 30)
         exited = time.monotonic() - signalled
     finally:
+        probe.close()
         server.stop()
+    assert probed < drain  # both answered while the drain was on
     assert code == 0
     assert exited < drain + 5, exited
     assert len(streams) == 3
