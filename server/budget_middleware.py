@@ -423,15 +423,24 @@ PROMPT_FIELD = {"chat": "messages", "completions": "prompt", "responses": "input
 
 
 def _name_client_field(error: dict[str, Any], endpoint: str) -> bool:
-    """Rename `param` (and its mention in the message) to the field the client sent."""
+    """Rename `param` (and its mention in the message) to the field the client sent.
+
+    Also gives every error type vLLM's class-like spelling: its request validation says
+    "Bad Request" where the rest of vLLM says "BadRequestError".
+    """
+    kind = error.get("type")
+    changed = False
+    if isinstance(kind, str) and " " in kind:
+        error["type"] = kind.replace(" ", "") + "Error"
+        changed = True
     param = error.get("param")
     if not isinstance(param, str):
-        return False
+        return changed
     renamed = param.removeprefix("body.")
     if renamed == "input_text":
         renamed = PROMPT_FIELD.get(endpoint, renamed)
     if renamed == param:
-        return False
+        return changed
     error["param"] = renamed
     message = str(error.get("message", ""))
     error["message"] = message.replace(param, renamed) if param in message else f"{renamed}: {message}"
