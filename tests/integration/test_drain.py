@@ -55,18 +55,22 @@ def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path)
     threads = [threading.Thread(target=stream_one) for _ in range(3)]
     for t in threads:
         t.start()
+    # A kept-alive connection opened before the signal: the probes below do not depend on when
+    # the listener stops accepting new connections.
+    probe = httpx.Client(base_url=server.base_url, timeout=10)
+    assert probe.get("/ready").status_code == 200
     started.wait(timeout=120)  # every stream has its first chunk
     signalled = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     time.sleep(1.0)
-    # New work is refused with 503 and Retry-After (the listener stays open while in-flight work drains).
-    refused = httpx.post(
-        f"{server.base_url}/v1/chat/completions",
-        timeout=10,
+    # New work is refused with 503 and Retry-After while in-flight work drains.
+    refused = probe.post(
+        "/v1/chat/completions",
         json={"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2},
     )
     assert refused.status_code == 503 and refused.headers["retry-after"]
-    assert httpx.get(f"{server.base_url}/ready", timeout=10).status_code == 503
+    assert probe.get("/ready").status_code == 503
+    probe.close()
     for t in threads:
         t.join(timeout=120)
     assert server.proc.wait(timeout=120) == 0
