@@ -58,8 +58,8 @@ def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path)
     # A kept-alive connection opened before the signal: the probes below do not depend on when
     # the listener stops accepting new connections.
     probe = httpx.Client(base_url=server.base_url, timeout=10)
-    assert probe.get("/ready").status_code == 200
     started.wait(timeout=120)  # every stream has its first chunk
+    assert probe.get("/ready").status_code == 200  # just before the signal: well within keep-alive
     signalled = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     time.sleep(1.0)

@@ -308,11 +308,11 @@ def test_sigterm_drain_deadline_ends_streams_and_exits_zero(tiny_model: Path, tm
     # Probe connections opened before the signal: the listener closes when the drain ends, and a
     # busy machine can delay a new connection past that.
     probe = httpx.Client(base_url=url, timeout=10)
-    assert probe.get("/ready").status_code == 200
     try:
         for t in threads:
             t.start()
         started.wait(timeout=300)
+        assert probe.get("/ready").status_code == 200  # just before the signal: well within keep-alive
         signalled = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
