@@ -267,7 +267,14 @@ def test_engine_death_fails_in_flight_work_with_503_and_exits_non_zero(server: S
     threads = [threading.Thread(target=plain), threading.Thread(target=streamed)]
     for t in threads:
         t.start()
-    time.sleep(2.0)
+    # Kill as soon as both requests are decoding: far from their 950 tokens, on any machine.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{server.base_url}/metrics", headers=AUTH, timeout=10).text
+        running = [line for line in text.splitlines() if line.startswith("vllm:num_requests_running{")]
+        if running and float(running[0].rsplit(" ", 1)[1]) >= 2:
+            break
+        time.sleep(0.02)
     killed = time.monotonic()
     os.kill(engine[0].pid, signal.SIGKILL)
     code = server.proc.wait(timeout=30)
