@@ -21,6 +21,7 @@ from budget.spec import BudgetError
 from server.api_keys import NO_KEY, key_name
 from server.budget_fields import BUDGET_KEY, FIT_KEY, EffortBudgets, resolve_budget, spec_to_json
 from server.forcing_client import RequestRecord, current_record
+from server.limits import replay_body
 from server.metrics import Metrics, log_request
 
 Scope = MutableMapping[str, Any]
@@ -133,7 +134,7 @@ class _Handler:
             (b"content-length", str(len(body)).encode())
         ]
         if endpoint == "count_tokens":
-            await self.app(scope, _replay(body, receive), _CountTokensRewriter(send, self.opener_tokens).send)
+            await self.app(scope, replay_body(body, receive), _CountTokensRewriter(send, self.opener_tokens).send)
             return
 
         record = RequestRecord(on_generating=self._generating)
@@ -144,7 +145,7 @@ class _Handler:
         token = current_record.set(record)
         error: str | None = None
         try:
-            await self.app(scope, _replay(body, receive), rewriter.send)
+            await self.app(scope, replay_body(body, receive), rewriter.send)
         except Exception as e:
             error = f"{type(e).__name__}: {e}"
             raise
@@ -466,20 +467,6 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive that hands over the (rewritten) body once, then the client's own messages."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _reply(

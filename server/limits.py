@@ -375,7 +375,7 @@ async def _handle(app: Any, layer: LimitsLayer, scope: Scope, receive: Receive, 
         except ClientError as e:
             await reply(send, e.status, e.message, param=e.param)
             return
-    replay = _replay(bytes(body) if isinstance(body, bytearray) else body, receive)
+    replay = replay_body(bytes(body) if isinstance(body, bytearray) else body, receive)
     if generation and layer.engine.errored and not layer.engine.draining:
         headers = [(b"retry-after", str(DRAIN_RETRY_AFTER_S).encode())]
         await reply(send, 503, "the engine stopped; the server is exiting", headers=headers, close=True)
@@ -432,7 +432,8 @@ async def read_body(receive: Receive, limit: int) -> bytes | bytearray:
     return buffer
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands over the (already read) body once, then the client's own messages."""
     sent = False
 
     async def replay() -> Message:
