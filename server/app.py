@@ -48,6 +48,7 @@ class S1Options:
     log_requests: bool = True
     protect_metrics: bool = False
     budget_profile: str = "exact"
+    forcing_path: str = "auto"
     limits: LimitSettings = field(default_factory=LimitSettings)
 
 
@@ -203,7 +204,7 @@ def install_limits(app: FastAPI, client: ForcingEngineClient, options: S1Options
         check = client._engine.check_admission
 
         def check_unless_round(n: int = 1, request_id: str | None = None) -> None:
-            if request_id is not None and any(request_id in live for live in client._rounds.values()):
+            if request_id is not None and client.owns(request_id):
                 return
             check(n, request_id)
 
@@ -241,6 +242,10 @@ async def run_server(args: argparse.Namespace, options: S1Options) -> None:
             default_profile=options.budget_profile,
         )
         client.keep_special_tokens = _special_delimiters(client)
+        try:
+            why = await client.choose_forcing_path(options.forcing_path)
+        except ValueError as e:
+            raise SystemExit(f"s1serve: {e}") from None
         supported_tasks = await engine.get_supported_tasks()
         app = build_app(args, supported_tasks, engine.model_config)
         served = (args.served_model_name or [args.model])[0]
@@ -249,11 +254,12 @@ async def run_server(args: argparse.Namespace, options: S1Options) -> None:
         enable_logs()
         limits = install_limits(app, client, options)
         logger.info(
-            "serving %s: thinking format %s, reasoning parser %s, forcing by %s, context %d",
+            "serving %s: thinking format %s, reasoning parser %s, forcing by %s (%s), context %d",
             served,
             fmt.name,
             args.reasoning_parser,
             client.forcing_path,
+            why,
             client.max_model_len,
         )
         kwargs: dict[str, Any] = {}

@@ -77,6 +77,13 @@ def serve_parser() -> Any:
         help="forcing semantics when a request names none: exact caps, or token-for-token s1 harness parity "
         "(see docs/fidelity.md)",
     )
+    group.add_argument(
+        "--forcing-path",
+        choices=["auto", "sessions", "resubmission"],
+        default="auto",
+        help="how a forced choice runs in the engine: one streaming-input session (needs a one-token end "
+        "trigger), or one engine request per round; auto picks sessions when possible (see docs/design.md)",
+    )
     group.add_argument("--log-json", action="store_true", help="write the per-request log line as JSON")
     group.add_argument("--disable-request-log", action="store_true", help="no per-request log line")
     group.add_argument(
@@ -104,7 +111,8 @@ def serve_parser() -> Any:
         "--max-queued-requests",
         type=int,
         default=0,
-        help="generation requests in flight before new ones get 429 with Retry-After (default 0: no limit)",
+        help="generation requests in flight before new ones get 429 with Retry-After "
+        "(default 0: vLLM's --max-num-queued-reqs when given, else no limit)",
     )
     limits.add_argument(
         "--max-queued-tokens",
@@ -191,6 +199,27 @@ def explicit_dests(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]
             action.default = default
 
 
+def limit_settings(args: argparse.Namespace) -> Any:
+    """The limits from the flags; vLLM's --max-num-queued-reqs also sets the admission limit.
+
+    vLLM checks its own queue again after a stream's 200 has gone out, so overflow could
+    arrive as an error event inside a 200. Admitting against the same number, counted as vLLM
+    counts it, makes overflow a 429 before any response starts. An explicit
+    --max-queued-requests wins.
+    """
+    from server.limits import LimitSettings
+
+    engine_queue = getattr(args, "max_num_queued_reqs", None) or 0
+    derived = not args.max_queued_requests and engine_queue > 0
+    return LimitSettings(
+        max_body_bytes=args.max_request_body_bytes,
+        max_header_bytes=args.max_request_header_bytes,
+        max_queued_requests=engine_queue if derived else args.max_queued_requests,
+        max_queued_tokens=args.max_queued_tokens,
+        count_sequences=derived,
+    )
+
+
 def serve(argv: list[str]) -> int:
     parser = serve_parser()
     if any(a in ("-h", "--help") for a in argv):
@@ -219,7 +248,6 @@ def serve(argv: list[str]) -> int:
     import uvloop
 
     from server.app import S1Options, run_server
-    from server.limits import LimitSettings
 
     for flag in ("max_request_body_bytes", "max_request_header_bytes", "max_queued_requests", "max_queued_tokens"):
         if getattr(args, flag) < 0:
@@ -234,12 +262,8 @@ def serve(argv: list[str]) -> int:
         log_requests=not args.disable_request_log,
         protect_metrics=args.protect_metrics,
         budget_profile=args.budget_profile,
-        limits=LimitSettings(
-            max_body_bytes=args.max_request_body_bytes,
-            max_header_bytes=args.max_request_header_bytes,
-            max_queued_requests=args.max_queued_requests,
-            max_queued_tokens=args.max_queued_tokens,
-        ),
+        forcing_path=args.forcing_path,
+        limits=limit_settings(args),
     )
     uvloop.run(run_server(args, options))
     return 0

@@ -30,8 +30,11 @@ from budget.controller import EndAttempt, FormatTokens, Round, ThinkingControlle
 from budget.spec import BudgetError, BudgetSpec
 from budget.splitter import TriggerHoldback
 from server.budget_fields import BUDGET_KEY, FIT_KEY, fits_context, spec_from_extra_args
+from server.forcing_session import ForcingSession, session_compatible
 
 logger = logging.getLogger("s1serve")
+
+FORCING_PATHS = ("auto", "sessions", "resubmission")
 
 # Round seeds: a forced choice's rounds are each seeded from the request seed so a seeded
 # request is reproducible; the stride keeps rounds of neighbouring choices apart.
@@ -137,16 +140,61 @@ class ForcingEngineClient:
         self.keep_special_tokens = keep_special_tokens
         self.draining = False  # set at shutdown: the HTTP layer refuses new work with 503
         self.max_model_len: int = engine.model_config.max_model_len
-        self._rounds: dict[str, set[str]] = {}  # request id -> engine ids of its live rounds
+        self._rounds: dict[str, set[str]] = {}  # request id -> engine ids of its live rounds or sessions
         self.in_flight = 0  # forced and plain requests between admission and their last output
+        # Forced choices run as streaming-input sessions (one engine request each) when set;
+        # decided once at start-up by `choose_forcing_path`.
+        self.sessions = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
 
     @property
     def forcing_path(self) -> str:
-        """How forced choices run: a chain of engine requests, one per round."""
-        return "resubmission"
+        """How forced choices run: "sessions" (one resumable engine request per choice, its
+        rounds appended as chunks) or "resubmission" (one engine request per round)."""
+        return "sessions" if self.sessions else "resubmission"
+
+    async def choose_forcing_path(self, requested: str = "auto") -> str:
+        """Pick the forcing path once, before serving: sessions need a one-token end trigger
+        (they stop on token ids; vLLM refuses stop strings in streaming input) and an engine
+        that runs a two-chunk session. Returns why, for the start-up log."""
+        if requested not in FORCING_PATHS:
+            raise ValueError(f"--forcing-path must be one of {', '.join(FORCING_PATHS)}, not {requested!r}")
+        self.sessions = False
+        if requested == "resubmission":
+            return "requested with --forcing-path resubmission"
+        trigger = self.tokens.fmt.trigger
+        if not self.tokens.single_token_trigger:
+            why = f"the end trigger {trigger!r} is {len(self.tokens.trigger_ids)} tokens; sessions stop on one token id"
+            if requested == "sessions":
+                raise ValueError(f"--forcing-path sessions is not possible: {why}")
+            return why
+        problem = await self._probe_sessions()
+        if problem is not None:
+            if requested == "sessions":
+                raise ValueError(f"--forcing-path sessions is not possible: streaming input failed: {problem}")
+            return f"this engine's streaming input failed ({problem})"
+        self.sessions = True
+        return f"the end trigger {trigger!r} is one token and the engine runs streaming-input sessions"
+
+    async def _probe_sessions(self) -> str | None:
+        """Run a two-chunk session of one token each; None when it behaves, else what went wrong."""
+        start = list(self.tokens.start_ids)
+        params = SamplingParams(max_tokens=1, temperature=0, output_kind=RequestOutputKind.DELTA)
+        session = ForcingSession(self._engine, f"s1serve-probe-{time.monotonic_ns()}", params, {})
+        stops = 0
+        try:
+            async with asyncio.timeout(120):
+                for last in (False, True):
+                    target = start if not last else session.held + start
+                    async for o in session.run(target, params, last=last):
+                        stops += o.finish_reason is not None
+                await session.close()
+        except Exception as e:  # noqa: BLE001 - any failure means: use resubmission
+            await session.close(abort=True)
+            return f"{type(e).__name__}: {e}"
+        return None if stops == 2 else f"{stops} of 2 chunks stopped"
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Drain, then stop the engine. vLLM's launcher calls this from a worker thread on SIGTERM.
@@ -358,40 +406,55 @@ class ForcingEngineClient:
         want_logprobs = params.logprobs is not None
         action = ctl.start()
         round_no = 0
-        while True:
-            for insert in action.inserts:
-                if insert.segment == "answer" and choice.first_answer_at is None:
-                    choice.first_answer_at = time.monotonic()
-                text = insert.text if insert.segment is not None else self._text(insert.ids, params)
-                forced_lp = [_certain(t, self.codec) for t in insert.ids] if want_logprobs else None
-                yield _Piece(index, text, list(insert.ids), forced_lp)
-            if action.round is None:
-                choice.finish_reason = action.finish_reason
-                choice.completion_tokens = len(ctl.completion_ids)
-                yield _Piece(index, "", [], None, finish_reason=action.finish_reason)
-                return
-            rnd = action.round
-            round_params = self._round_params(params, rnd, index, round_no)
-            round_id = f"{request_id}-{index}-{round_no}"
-            live = self._rounds.get(request_id)
-            if live is None:  # aborted between rounds
-                choice.finish_reason = "abort"
-                return
-            live.add(round_id)
-            # Thinking ids stream as they come when the end attempt is one stop token (the
-            # controller strips exactly that last id); a text trigger or a provisional round
-            # settles its ids when the round ends.
-            live_ids = rnd.segment == "answer" or not (rnd.stop or getattr(rnd, "provisional", False))
-            holdback = TriggerHoldback(rnd.stop[0]) if rnd.stop else None
-            buffer_text = getattr(rnd, "provisional", False)
-            got: list[int] = []
-            got_lp: list[dict[int, Logprob]] = []
-            finish_reason, stop_reason = "length", None
-            round_prompt = tokens_input(prompt_ids + ctl.context_ids, cache_salt=req.prompt.get("cache_salt"))
-            round_kwargs = {**req.kwargs, "reasoning_ended": rnd.segment == "answer"}
-            try:
-                async for out in self._engine.generate(round_prompt, round_params, round_id, **round_kwargs):
-                    o = out.outputs[0]
+        session: ForcingSession | None = None
+        live = self._rounds.get(request_id, set())
+        try:
+            while True:
+                for insert in action.inserts:
+                    if insert.segment == "answer" and choice.first_answer_at is None:
+                        choice.first_answer_at = time.monotonic()
+                    text = insert.text if insert.segment is not None else self._text(insert.ids, params)
+                    forced_lp = [_certain(t, self.codec) for t in insert.ids] if want_logprobs else None
+                    yield _Piece(index, text, list(insert.ids), forced_lp)
+                if action.round is None:
+                    choice.finish_reason = action.finish_reason
+                    choice.completion_tokens = len(ctl.completion_ids)
+                    yield _Piece(index, "", [], None, finish_reason=action.finish_reason)
+                    return
+                if self._rounds.get(request_id) is None:  # aborted between rounds
+                    choice.finish_reason = "abort"
+                    return
+                rnd = action.round
+                target = prompt_ids + ctl.context_ids
+                round_params = self._round_params(params, rnd, index, round_no)
+                in_session = self.sessions and session_compatible(round_params)
+                if session is not None and not (in_session and session.continues(target)):
+                    live.discard(session.engine_id)
+                    await session.close()
+                    session = None
+                if in_session and session is None:
+                    # The engine seeds a session's random stream once, from its first chunk.
+                    session = ForcingSession(
+                        self._engine,
+                        f"{request_id}-{index}-{round_no}",
+                        round_params,
+                        req.kwargs,
+                        cache_salt=req.prompt.get("cache_salt"),
+                    )
+                    live.add(session.engine_id)
+                if session is not None:
+                    outputs = session.run(target, round_params, last=rnd.segment == "answer")
+                else:
+                    outputs = self._one_round(req, rnd, target, round_params, f"{request_id}-{index}-{round_no}", live)
+                # Thinking ids stream as they come when the end attempt is one stop token (the
+                # controller strips exactly that last id); a text trigger or a provisional round
+                # settles its ids when the round ends.
+                live_ids = rnd.segment == "answer" or not (rnd.stop or rnd.provisional)
+                holdback = TriggerHoldback(rnd.stop[0]) if rnd.stop else None
+                got: list[int] = []
+                got_lp: list[dict[int, Logprob]] = []
+                finish_reason, stop_reason = "length", None
+                async for o in outputs:
                     new_ids = list(o.token_ids)
                     new_lp = list(o.logprobs) if (want_logprobs and o.logprobs) else ([] if want_logprobs else None)
                     if new_ids and choice.first_token_at is None:
@@ -402,6 +465,9 @@ class ForcingEngineClient:
                     text = o.text if holdback is None else holdback.feed(o.text)
                     if o.finish_reason is not None:
                         finish_reason, stop_reason = o.finish_reason, o.stop_reason
+                        if session is not None:
+                            # A session's stop_reason may still be an earlier chunk's: read the ids.
+                            stop_reason = got[-1] if got and got[-1] in rnd.stop_token_ids else None
                         if holdback is not None and finish_reason != "stop":
                             text += holdback.flush()
                     if rnd.segment == "answer":
@@ -414,28 +480,55 @@ class ForcingEngineClient:
                         new_lp = new_lp[:-1] if new_lp else new_lp
                     if not live_ids:
                         new_ids, new_lp = [], ([] if want_logprobs else None)
-                    if buffer_text:
+                    if rnd.provisional:
                         text = ""
                     if text or new_ids:
                         yield _Piece(index, text, new_ids, new_lp)
-            finally:
-                live.discard(round_id)
-            attempt = None
-            if rnd.segment == "thinking" and finish_reason == "stop":
-                attempt = EndAttempt.EOS if stop_reason is None else EndAttempt.TRIGGER
-            before = len(ctl.completion_ids)
-            action = ctl.finish_round(got, attempt, finish_reason)
-            if rnd.segment == "thinking" and not live_ids:
-                kept = self._kept_thinking(ctl, before, action)
-                if kept:
-                    lp = None
-                    if want_logprobs:
-                        lp = [
-                            got_lp[i] if i < len(got_lp) and got[i] == t else _certain(t, self.codec)
-                            for i, t in enumerate(kept)
-                        ]
-                    yield _Piece(index, self.codec.decode(kept) if buffer_text else "", kept, lp)
-            round_no += 1
+                attempt = None
+                if rnd.segment == "thinking" and finish_reason == "stop":
+                    attempt = EndAttempt.EOS if stop_reason is None else EndAttempt.TRIGGER
+                before = len(ctl.completion_ids)
+                action = ctl.finish_round(got, attempt, finish_reason)
+                if rnd.segment == "thinking" and not live_ids:
+                    kept = self._kept_thinking(ctl, before, action)
+                    if kept:
+                        lp = None
+                        if want_logprobs:
+                            lp = [
+                                got_lp[i] if i < len(got_lp) and got[i] == t else _certain(t, self.codec)
+                                for i, t in enumerate(kept)
+                            ]
+                        yield _Piece(index, self.codec.decode(kept) if rnd.provisional else "", kept, lp)
+                round_no += 1
+        except BaseException:
+            if session is not None:
+                live.discard(session.engine_id)
+                await session.close(abort=True)
+                session = None
+            raise
+        finally:
+            if session is not None:
+                live.discard(session.engine_id)
+                await session.close()
+
+    async def _one_round(
+        self,
+        req: _ForcedRequest,
+        rnd: Round,
+        target: list[int],
+        round_params: SamplingParams,
+        round_id: str,
+        live: set[str],
+    ) -> AsyncIterator[CompletionOutput]:
+        """A round as its own engine request (resubmission): the sequence is prefilled again."""
+        live.add(round_id)
+        round_prompt = tokens_input(target, cache_salt=req.prompt.get("cache_salt"))
+        round_kwargs = {**req.kwargs, "reasoning_ended": rnd.segment == "answer"}
+        try:
+            async for out in self._engine.generate(round_prompt, round_params, round_id, **round_kwargs):
+                yield out.outputs[0]
+        finally:
+            live.discard(round_id)
 
     def _text(self, ids: Any, params: SamplingParams) -> str:
         """Inserted delimiter text, decoded as the engine decodes generated text."""
@@ -505,6 +598,12 @@ class ForcingEngineClient:
 
     def _release(self, choices: list[ChoiceRecord]) -> None:
         self.in_flight -= 1
+
+    def owns(self, engine_request_id: str) -> bool:
+        """Whether an engine request (vLLM's internal id: ours plus a random suffix) is a
+        forced request's round or session, admitted with its HTTP request."""
+        base = engine_request_id.rsplit("-", 1)[0]
+        return any(base in live or engine_request_id in live for live in self._rounds.values())
 
     async def abort(self, request_id: str | Any) -> None:
         """Abort a request: a forced one's live round, and no further rounds."""
