@@ -40,13 +40,21 @@ RETRY_AFTER_S = 1  # overload: a slot usually frees within a second or two
 DRAIN_RETRY_AFTER_S = 5  # draining: another replica should take it
 BYTES_PER_TOKEN = 4  # prompt size estimate before tokenization: text averages about 4 bytes a token
 PARSE_OFF_LOOP_BYTES = 1024 * 1024  # bodies above this are parsed in a worker thread
+# Deeper bodies are refused: the layers behind (budget translation, vLLM's parsing, the chat
+# template) recurse per level and would fail with a 500 near Python's recursion limit. vLLM
+# itself refuses JSON schemas nested over 64 levels, so no body it accepts comes close.
+MAX_JSON_DEPTH = 128
 
 # POST paths that start engine work (admission applies) and paths whose bodies are checked.
 GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages"})
 CHECKED_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+# POST paths whose bodies must be JSON objects: checked here, so a malformed body gets the error
+# shape every other refusal has (FastAPI's own answer is `{"detail": ...}`).
+JSON_PATHS = GENERATION_PATHS | {"/v1/messages/count_tokens", "/tokenize", "/detokenize"}
 OUTPUT_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
 
 
 class EngineState(Protocol):
@@ -66,6 +74,9 @@ class LimitSettings:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_queued_requests: int = 0
     max_queued_tokens: int = 0
+    # Count a request as the engine sequences it starts (n x prompts), as vLLM's
+    # --max-num-queued-reqs does: set when that flag gave the request limit.
+    count_sequences: bool = False
     max_model_len: int = 0  # output allowance of a request that names no max_tokens
     vocab_size: int = 0  # token ids at or above this are refused (0: unknown, not checked)
     max_chars_per_token: int = 0  # the tokenizer's longest token: prompts over context x this cannot fit
@@ -74,25 +85,25 @@ class LimitSettings:
 
 @dataclass
 class Admission:
-    """The bounded queue: HTTP generation requests and their token estimates, in flight."""
+    """The bounded queue: HTTP generation requests (or their slots) and token estimates, in flight."""
 
     max_requests: int = 0
     max_tokens: int = 0
-    requests: int = 0
+    requests: int = 0  # slots taken: one per request, or one per engine sequence when counted so
     tokens: int = 0
 
-    def try_admit(self, tokens: int) -> str | None:
-        """Take a slot, or say which limit is full. A lone request is always admitted."""
-        if self.max_requests and self.requests >= self.max_requests:
+    def try_admit(self, tokens: int, slots: int = 1) -> str | None:
+        """Take `slots`, or say which limit is full. A lone request is always admitted."""
+        if self.max_requests and self.requests and self.requests + slots > self.max_requests:
             return f"the server is at its limit of {self.max_requests} requests in flight"
         if self.max_tokens and self.requests and self.tokens + tokens > self.max_tokens:
             return f"the server is at its limit of {self.max_tokens} queued tokens"
-        self.requests += 1
+        self.requests += slots
         self.tokens += tokens
         return None
 
-    def release(self, tokens: int) -> None:
-        self.requests -= 1
+    def release(self, tokens: int, slots: int = 1) -> None:
+        self.requests -= slots
         self.tokens -= tokens
 
 
@@ -202,8 +213,14 @@ def check_body(data: Any, path: str, vocab: int) -> None:
     Only values of the right type are judged here; wrong types, missing fields and the rest
     stay vLLM's own 400s.
     """
+    if isinstance(data, dict) and path == "/v1/responses":
+        _check_response_input(data.get("input"))
     if not isinstance(data, dict) or path not in CHECKED_PATHS:
         return
+    structured = data.get("structured_outputs")
+    if structured is not None and not isinstance(structured, dict):
+        # vLLM's request model reads it as a mapping before validating it: a 500 otherwise.
+        raise ClientError(400, "structured_outputs must be an object", "structured_outputs")
     _int_field(data, "seed", -(2**63), INT64_MAX)
     _int_field(data, "top_k", -1, None)  # -1 and 0 both mean "off" to vLLM
     _int_field(data, "n", 1, None)
@@ -232,6 +249,24 @@ def check_body(data: Any, path: str, vocab: int) -> None:
                         raise ClientError(400, "prompt must not hold an empty prompt", "prompt")
                     if isinstance(p, list):
                         _token_ids(p, "prompt", vocab)
+
+
+def _check_response_input(items: Any) -> None:
+    """An earlier assistant message handed back as Responses input must start with its text.
+
+    vLLM reads the first content part's text of such an item and fails with a 500 when the
+    content is empty or starts with a refusal.
+    """
+    if not isinstance(items, list):
+        return
+    for i, item in enumerate(items):
+        if not (isinstance(item, dict) and item.get("type") == "message" and item.get("role") == "assistant"):
+            continue
+        content = item.get("content")
+        if content == [] or (isinstance(content, list) and isinstance(content[0], dict) and "text" not in content[0]):
+            raise ClientError(
+                400, f"input[{i}]: an assistant message's content must start with an output_text part", "input"
+            )
 
 
 PROMPT_FIELDS = {
@@ -302,6 +337,23 @@ def estimate_tokens(data: Any, body_bytes: int, max_model_len: int) -> int:
     return prompt + cap * n
 
 
+def engine_sequences(data: Any, path: str) -> int:
+    """Engine requests a generation request starts: its choices, times its prompts on completions.
+
+    vLLM's --max-num-queued-reqs counts these; admission counts them the same way when that
+    flag set its limit, so vLLM's own check, made again after a stream's 200, never fires.
+    """
+    if not isinstance(data, dict):
+        return 1
+    n = data.get("n")
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    prompt = data.get("prompt") if path == "/v1/completions" else None
+    prompts = 1
+    if isinstance(prompt, list) and prompt and not all(isinstance(p, int) for p in prompt):
+        prompts = len(prompt)  # a list of texts or of token lists: one engine request each
+    return choices * prompts
+
+
 def header_bytes(scope: Scope) -> int:
     return sum(len(k) + len(v) + 4 for k, v in scope.get("headers", []))
 
@@ -355,7 +407,7 @@ async def _handle(app: Any, layer: LimitsLayer, scope: Scope, receive: Receive, 
         return
     generation = path in GENERATION_PATHS
     data: Any = None
-    if generation and body:
+    if path in JSON_PATHS and body:
         try:
             if len(body) > PARSE_OFF_LOOP_BYTES:
                 data = await asyncio.to_thread(_parse_and_check, body, path, settings)
@@ -366,6 +418,9 @@ async def _handle(app: Any, layer: LimitsLayer, scope: Scope, receive: Receive, 
             return
         except ValueError as e:
             await reply(send, 400, f"the request body is not valid JSON: {e}", param="body")
+            return
+        except RecursionError:  # deeper than the parser goes: far past MAX_JSON_DEPTH
+            await reply(send, 400, f"the request body nests JSON more than {MAX_JSON_DEPTH} levels deep", param="body")
             return
         if not isinstance(data, dict):
             await reply(send, 400, "the request body must be a JSON object", param="body")
@@ -384,21 +439,58 @@ async def _handle(app: Any, layer: LimitsLayer, scope: Scope, receive: Receive, 
         await app(scope, replay, send)  # the drain gate answers 503 while draining
         return
     tokens = estimate_tokens(data, len(body), settings.max_model_len)
-    refused = layer.admission.try_admit(tokens)
+    slots = engine_sequences(data, path) if settings.count_sequences else 1
+    refused = layer.admission.try_admit(tokens, slots)
     if refused is not None:
         await reply(send, 429, refused, headers=[(b"retry-after", str(RETRY_AFTER_S).encode())])
         return
     try:
         await _run_until_deadline(app, layer, scope, replay, send)
     finally:
-        layer.admission.release(tokens)
+        layer.admission.release(tokens, slots)
 
 
 def _parse_and_check(body: bytes, path: str, settings: LimitSettings) -> Any:
-    """Parse the body and check its prompt length; in a worker thread for big bodies."""
+    """Parse the body and check its values and prompt length; in a worker thread for big bodies."""
     data = json.loads(body)
+    check_json_values(data, MAX_JSON_DEPTH)
     check_prompt_length(data, path, settings.max_model_len, settings.max_chars_per_token)
     return data
+
+
+_SCALARS = frozenset({str, float, bool, type(None)})
+
+
+def check_json_values(data: Any, depth_limit: int) -> None:
+    """Refuse a body nesting deeper than `depth_limit`, or holding an integer beyond 64 bits.
+
+    Both would otherwise be a 500 further in: deep nesting exhausts the recursion of the
+    layers behind, and an integer outside the signed 64-bit range cannot be serialized to the
+    engine (vLLM passes fields like `chat_template_kwargs` and `vllm_xargs` there). Walks
+    without recursion; a long list of plain values costs one pass in C.
+    """
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        stack = [(value, 2)]
+        while stack:
+            item, depth = stack.pop()
+            kind = type(item)
+            if kind is int:
+                if not INT64_MIN <= item <= INT64_MAX:
+                    raise ClientError(400, f"{key} holds an integer outside the signed 64-bit range", key)
+                continue
+            if kind is not dict and kind is not list:
+                continue
+            if depth > depth_limit:
+                raise ClientError(400, f"{key}: the request body nests JSON more than {depth_limit} levels deep", key)
+            children = list(item.values()) if kind is dict else item
+            kinds = set(map(type, children))
+            if kinds <= _SCALARS:
+                continue
+            if kinds == {int} and INT64_MIN <= min(children) and max(children) <= INT64_MAX:
+                continue
+            stack.extend((child, depth + 1) for child in children if type(child) not in _SCALARS)
 
 
 class _Disconnected(Exception):
@@ -589,35 +681,64 @@ BUDGET_NOTE = (
 
 
 def document_openapi(app: Any, keys: bool, settings: LimitSettings) -> None:
-    """Add to vLLM's OpenAPI document what s1serve's layers answer: 413, 429, 503, and keys."""
+    """Add to vLLM's OpenAPI document what s1serve's layers answer and accept.
+
+    Each operation gets the refusals that can actually reach it (431 on all, 413 on bodies,
+    400 on the JSON routes, 429 on the generation routes, 401 where keys apply), in the error
+    shape the operation already documents (Anthropic's on /v1/messages, which s1serve's own
+    error bodies also satisfy); the generation routes get the budget fields and the report.
+    """
+    from server.budget_middleware import OPEN_PATHS
+    from server.openapi_budget import document_budget
+
     schema = app.openapi()
-    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
-    has_error = "ErrorResponse" in schema.get("components", {}).get("schemas", {})
-    content = {"application/json": {"schema": error_ref if has_error else {"type": "object"}}}
-    extra = {
-        "400": "Bad Request: a field is invalid; `error.param` names it",
-        "413": f"Content Too Large: the body is over {settings.max_body_bytes} bytes",
-        "429": "Too Many Requests: the request queue is full; retry after `Retry-After` seconds",
-        "503": "Service Unavailable: the server is draining or its engine stopped; see `Retry-After`",
-    }
+    components = schema.setdefault("components", {})
+    has_error = "ErrorResponse" in components.get("schemas", {})
+    default_error: dict[str, Any] = {"$ref": "#/components/schemas/ErrorResponse"} if has_error else {"type": "object"}
+    retry_after = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+    config = getattr(getattr(getattr(app, "state", None), "s1_http", None), "config", None)
+    open_paths = set(OPEN_PATHS)
+    if getattr(config, "protect_metrics", False):
+        open_paths.discard("/metrics")
     if keys:
-        extra["401"] = "Unauthorized: missing or invalid API key"
-        components = schema.setdefault("components", {})
         components.setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
     for path, ops in schema.get("paths", {}).items():
-        if not path.startswith("/v1/"):
-            continue
         for method, op in ops.items():
             if not isinstance(op, dict):
                 continue
             responses = op.setdefault("responses", {})
-            for code, description in extra.items():
-                if code in ("413", "429") and method != "post":
-                    continue
-                entry = responses.setdefault(code, {"content": content})
-                entry["description"] = description
-            if keys:
+            error = _error_schema(responses) or default_error
+            has_body = method in ("post", "put", "patch")
+            extra: dict[str, str] = {}
+            if settings.max_header_bytes:
+                extra["431"] = f"Request Header Fields Too Large: over {settings.max_header_bytes} bytes"
+            if path.startswith("/v1/") or (has_body and path in JSON_PATHS):
+                extra["400"] = "Bad Request: a field is invalid or the body no JSON object; `error.param` names it"
+            if has_body and settings.max_body_bytes:
+                extra["413"] = f"Content Too Large: the body is over {settings.max_body_bytes} bytes"
+            if has_body and path in GENERATION_PATHS:
+                extra["429"] = "Too Many Requests: the request queue is full; retry after `Retry-After` seconds"
+            if path.startswith("/v1/"):
+                extra["503"] = "Service Unavailable: the server is draining or its engine stopped; see `Retry-After`"
+            if keys and path not in open_paths:
+                extra["401"] = "Unauthorized: missing or invalid API key"
                 op["security"] = [{"bearer": []}]
-            if method == "post" and path in GENERATION_PATHS:
+            for code, description in extra.items():
+                entry = responses.setdefault(code, {})
+                entry.setdefault("content", {"application/json": {"schema": error}})
+                entry["description"] = description
+                if code in ("429", "503"):
+                    entry.setdefault("headers", {}).update(retry_after)
+            if has_body and path in GENERATION_PATHS:
                 op["description"] = (op.get("description") or "") + BUDGET_NOTE
+    document_budget(schema)
     app.openapi_schema = schema
+
+
+def _error_schema(responses: dict[str, Any]) -> dict[str, Any] | None:
+    """The error body schema an operation already documents (its 400, else its 500)."""
+    for code in ("400", "500"):
+        found = responses.get(code, {}).get("content", {}).get("application/json", {}).get("schema")
+        if found:
+            return found
+    return None

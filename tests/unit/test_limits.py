@@ -14,13 +14,16 @@ from starlette.testclient import TestClient
 
 from server.cli import read_api_key_file
 from server.limits import (
+    MAX_JSON_DEPTH,
     Admission,
     ClientError,
     LimitSettings,
     LimitsLayer,
     LimitsMiddleware,
     check_body,
+    check_json_values,
     document_openapi,
+    engine_sequences,
     estimate_tokens,
 )
 
@@ -275,3 +278,127 @@ def test_a_503_from_behind_gets_retry_after() -> None:
 
     r = TestClient(wrapped).post("/v1/chat/completions", json=CHAT)
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
+
+
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_deep_nesting_and_integers_beyond_64_bits_are_400_naming_the_field() -> None:
+    # The body is level 1 and chat_template_kwargs level 2: the lists fill the rest.
+    check_json_values({"chat_template_kwargs": {"x": _nested(MAX_JSON_DEPTH - 2)}}, MAX_JSON_DEPTH)
+    with pytest.raises(ClientError) as e:
+        check_json_values({"chat_template_kwargs": {"x": _nested(MAX_JSON_DEPTH - 1)}}, MAX_JSON_DEPTH)
+    assert e.value.param == "chat_template_kwargs" and str(MAX_JSON_DEPTH) in e.value.message
+    check_json_values({"prompt": list(range(1000)) + [2**63 - 1, -(2**63)], "seed": 5}, MAX_JSON_DEPTH)
+    for body, param in [
+        ({"vllm_xargs": {"k": 2**64}}, "vllm_xargs"),
+        ({"chat_template_kwargs": {"k": [1, "a", {"z": -(2**63) - 1}]}}, "chat_template_kwargs"),
+        ({"prompt": [1, 2, 2**70]}, "prompt"),
+        ({"max_tokens": 10**30}, "max_tokens"),
+    ]:
+        with pytest.raises(ClientError) as e:
+            check_json_values(body, MAX_JSON_DEPTH)
+        assert e.value.status == 400 and e.value.param == param and param in e.value.message
+
+
+def test_a_body_deeper_than_the_parser_goes_is_400_not_500() -> None:
+    _, _, app = make()
+    client = TestClient(app)
+    for path in ("/v1/chat/completions", "/v1/messages/count_tokens", "/tokenize"):
+        r = client.post(path, content=b"[" * 100_000, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "body", path
+        r = client.post(path, content=b"\xbb\x00", headers={"content-type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "body", path
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/chat/completions", {**CHAT, "structured_outputs": 0.0}, "structured_outputs"),
+        ("/v1/completions", {"prompt": "a", "structured_outputs": "json"}, "structured_outputs"),
+        ("/v1/responses", {"input": [{"type": "message", "role": "assistant", "content": []}]}, "input"),
+        (
+            "/v1/responses",
+            {"input": [{"type": "message", "role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]}]},
+            "input",
+        ),
+    ],
+)
+def test_shapes_vllm_answers_with_a_500_are_400(path: str, body: dict[str, Any], param: str) -> None:
+    with pytest.raises(ClientError) as e:
+        check_body(body, path, vocab=100)
+    assert e.value.param == param
+
+
+def test_shapes_vllm_handles_pass() -> None:
+    check_body({**CHAT, "structured_outputs": {"regex": "a+"}}, "/v1/chat/completions", vocab=100)
+    text = {"type": "output_text", "text": "hi", "annotations": []}
+    inputs = [{"role": "assistant", "content": []}, {"type": "message", "role": "assistant", "content": [text]}]
+    check_body({"input": inputs}, "/v1/responses", vocab=100)
+
+
+def test_engine_sequences_count_choices_and_prompts_as_vllm_does() -> None:
+    assert engine_sequences({"messages": []}, "/v1/chat/completions") == 1
+    assert engine_sequences({"n": 3}, "/v1/chat/completions") == 3
+    assert engine_sequences({"prompt": ["a", "b"], "n": 2}, "/v1/completions") == 4
+    assert engine_sequences({"prompt": [[1, 2], [3]]}, "/v1/completions") == 2
+    assert engine_sequences({"prompt": [1, 2, 3]}, "/v1/completions") == 1  # one prompt of token ids
+    assert engine_sequences({"prompt": ["a", "b"]}, "/v1/responses") == 1
+
+
+def test_admission_counts_slots_when_asked_and_still_admits_a_lone_request() -> None:
+    q = Admission(max_requests=3)
+    assert q.try_admit(0, slots=5) is None  # alone: admitted (vLLM's own check answers it before any byte)
+    assert q.try_admit(0, slots=1) is not None
+    q.release(0, slots=5)
+    assert q.try_admit(0, slots=2) is None
+    assert q.try_admit(0, slots=2) is not None  # 4 > 3
+    assert q.try_admit(0, slots=1) is None
+    assert q.requests == 3
+
+
+def test_vllm_queue_flag_sets_the_admission_limit_unless_s1serve_flag_is_given() -> None:
+    from server.cli import limit_settings, serve_parser
+
+    parser = serve_parser()
+    derived = limit_settings(parser.parse_args(["--max-num-queued-reqs", "4"]))
+    assert (derived.max_queued_requests, derived.count_sequences) == (4, True)
+    explicit = limit_settings(parser.parse_args(["--max-num-queued-reqs", "4", "--max-queued-requests", "2"]))
+    assert (explicit.max_queued_requests, explicit.count_sequences) == (2, False)
+    neither = limit_settings(parser.parse_args([]))
+    assert (neither.max_queued_requests, neither.count_sequences) == (0, False)
+
+
+def test_openapi_lists_only_the_refusals_each_operation_can_get() -> None:
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat() -> dict[str, str]:
+        return {}
+
+    @app.post("/tokenize")
+    async def tokenize() -> dict[str, str]:
+        return {}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, str]:
+        return {}
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {}
+
+    document_openapi(app, keys=True, settings=LimitSettings())
+    paths = app.openapi()["paths"]
+    chat_op, tokenize_op = paths["/v1/chat/completions"]["post"], paths["/tokenize"]["post"]
+    assert {"400", "401", "413", "429", "431", "503"} <= set(chat_op["responses"])
+    assert chat_op["responses"]["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
+    assert {"400", "401", "413", "431"} <= set(tokenize_op["responses"]) and "429" not in tokenize_op["responses"]
+    assert tokenize_op["security"] == [{"bearer": []}]  # keys guard every route but the probes
+    assert "413" not in paths["/v1/models"]["get"]["responses"]
+    probe = paths["/health"]["get"]
+    assert "security" not in probe and "401" not in probe["responses"] and "431" in probe["responses"]
