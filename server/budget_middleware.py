@@ -218,6 +218,8 @@ class _Handler:
                 first_answer=first_answer,
                 end=end,
                 output_tokens=c.completion_tokens,
+                engine_requests=c.engine_requests,
+                session_chunks=c.session_chunks,
             )
         if status >= 400 or not record.choices:
             finish_reason = "error" if status >= 400 else "none"

@@ -64,6 +64,8 @@ class ChoiceRecord:
     finish_reason: str | None = None
     first_token_at: float | None = None
     first_answer_at: float | None = None
+    engine_requests: dict[str, int] = field(default_factory=lambda: {"session": 0, "round": 0})
+    session_chunks: int = 0
 
 
 @dataclass
@@ -442,9 +444,12 @@ class ForcingEngineClient:
                         cache_salt=req.prompt.get("cache_salt"),
                     )
                     live.add(session.engine_id)
+                    choice.engine_requests["session"] += 1
                 if session is not None:
+                    choice.session_chunks += 1
                     outputs = session.run(target, round_params, last=rnd.segment == "answer")
                 else:
+                    choice.engine_requests["round"] += 1
                     outputs = self._one_round(req, rnd, target, round_params, f"{request_id}-{index}-{round_no}", live)
                 # Thinking ids stream as they come when the end attempt is one stop token (the
                 # controller strips exactly that last id); a text trigger or a provisional round

@@ -27,6 +27,9 @@ FINISH_REASONS = {"stop", "length", "abort", "error"}
 SEGMENTS = ("thinking", "answer")
 INSERT_KINDS = ("wait", "final_answer", "delimiter")
 FORCING_EVENTS = ("forced_end", "wait_inserted", "min_suppressed")
+# Engine requests behind forced choices: a streaming-input session (its rounds are chunks) or
+# one resubmitted round.
+ENGINE_REQUEST_KINDS = ("session", "round")
 
 
 class Metrics:
@@ -88,6 +91,15 @@ class Metrics:
             buckets=TPOT_BUCKETS,
             registry=r,
         )
+        self.engine_requests = Counter(
+            "s1serve_forcing_engine_requests",
+            "Engine requests started for forced choices: sessions, or resubmitted rounds.",
+            ["model", "kind"],
+            registry=r,
+        )
+        self.session_chunks = Counter(
+            "s1serve_forcing_session_chunks", "Rounds run as chunks of a session.", ["model"], registry=r
+        )
         self.running = Gauge("s1serve_requests_running", "Requests generating in this server.", ["model"], registry=r)
         self.waiting = Gauge(
             "s1serve_requests_waiting", "Requests accepted but not yet generating.", ["model"], registry=r
@@ -96,6 +108,9 @@ class Metrics:
         self._init_key(NO_KEY)
         self.running.labels(model)
         self.waiting.labels(model)
+        for kind in ENGINE_REQUEST_KINDS:
+            self.engine_requests.labels(model, kind)
+        self.session_chunks.labels(model)
 
     def _init_key(self, key: str) -> None:
         """Create every closed-set series of a key at 0, so rate() sees the first increment."""
@@ -121,9 +136,16 @@ class Metrics:
         first_answer: float | None,
         end: float,
         output_tokens: int,
+        engine_requests: dict[str, int] | None = None,
+        session_chunks: int = 0,
     ) -> None:
         m, k = self.model, key
         self._init_key(k)
+        for kind, count in (engine_requests or {}).items():
+            if count:
+                self.engine_requests.labels(m, kind).inc(count)
+        if session_chunks:
+            self.session_chunks.labels(m).inc(session_chunks)
         self.generated_tokens.labels(m, k, "thinking").inc(report.generated_thinking_tokens)
         self.generated_tokens.labels(m, k, "answer").inc(report.generated_answer_tokens)
         for kind, count in report.inserted.items():
