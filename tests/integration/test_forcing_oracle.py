@@ -66,3 +66,14 @@ def test_harness_profile_serves_the_harness_ids(oracle: dict[str, Any], tiny: op
     out = served(tiny, {**case["budget"], "profile": "harness"}, case["max_gen"])
     assert out["choices"][0]["token_ids"] == case["port"]["completion"]
     assert out["choices"][0]["thinking"]["thinking_tokens"] == len(case["port"]["thinking"])
+
+
+def test_these_cases_ran_on_sessions(tiny_server) -> None:  # noqa: ANN001
+    """The tiny s1 model's trigger is one token: the server forces on sessions (the resubmission
+    path runs the same cases in test_sessions.py)."""
+    import httpx
+
+    assert httpx.get(f"{tiny_server.base_url}/version").json()["forcing"] == "sessions"
+    metrics = httpx.get(f"{tiny_server.base_url}/metrics").text
+    sessions = [line for line in metrics.splitlines() if line.startswith("s1serve_forcing_engine_requests_total")]
+    assert any('kind="session"' in line and not line.endswith(" 0.0") for line in sessions)

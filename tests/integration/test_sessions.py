@@ -18,7 +18,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from budget.controller import FormatTokens
-from budget.formats import S1, THINK
+from budget.formats import S1, THINK, ThinkingFormat
 from budget.spec import parse_thinking_budget
 from server.budget_fields import BUDGET_KEY, spec_to_json
 from server.forcing_client import Codec, ForcingEngineClient, RequestRecord, current_record
@@ -237,3 +237,56 @@ def test_a_disconnect_frees_the_session_at_once(eng: Engine, when: str) -> None:
     assert eng.engine.output_processor.get_num_unfinished_requests() == 0
     assert eng.client.in_flight == 0
     assert engine_requests(record)[0] == 1
+
+
+def test_a_multi_token_trigger_runs_on_resubmission(eng: Engine) -> None:
+    """A text end trigger (two tokens the model often writes in a row) is stopped on as a stop
+    string, which sessions cannot do: the client picks resubmission, strips the trigger and
+    never streams a piece of it."""
+    from collections import Counter
+
+    from vllm import SamplingParams
+    from vllm.inputs.engine import tokens_input
+
+    async def greedy() -> list[int]:
+        params = SamplingParams(max_tokens=80, temperature=0.0, skip_special_tokens=False)
+        ids: list[int] = []
+        opened = list(eng.prompt) + list(eng.client.tokens.start_ids)  # as a forced choice starts
+        async for out in eng.engine.generate(tokens_input(opened), params, "greedy"):
+            ids = list(out.outputs[0].token_ids)
+        return ids
+
+    ids = eng.run(greedy())[:40]  # pairs written early, before the minimum is reached
+
+    def clean(pair: list[int]) -> bool:
+        text = eng.codec.decode(pair)
+        return eng.codec.encode(text) == pair and "\ufffd" not in text and "<|" not in text
+
+    pairs = Counter((a, b) for a, b in zip(ids, ids[1:], strict=False) if clean([a, b]))
+    trigger = eng.codec.decode(list(pairs.most_common(1)[0][0]))
+    fmt = ThinkingFormat("pair", S1.start, S1.end, trigger, S1.start_sep, S1.end_sep)
+    client = ForcingEngineClient(eng.engine, FormatTokens.build(fmt, eng.codec.encode), eng.codec)
+    client.keep_special_tokens = True
+    assert "2 tokens" in eng.run(client.choose_forcing_path("auto"))
+    saved, eng.client = eng.client, client
+    try:
+        gen, record = eng.stream(eng.params({"min_tokens": 40, "max_tokens": 60}, 120), "resubmission")
+
+        async def collect() -> tuple[str, list[int]]:
+            text, out_ids = "", []
+            async for out in gen:
+                text += out.outputs[0].text
+                out_ids.extend(out.outputs[0].token_ids)
+            return text, out_ids
+
+        text, out_ids = eng.run(collect())
+    finally:
+        eng.client = saved
+    report = record.choices[0].report
+    assert report.ends_ignored >= 1 and report.waits_inserted >= 1
+    assert engine_requests(record) == (0, record.choices[0].engine_requests["round"], 0)
+    thinking = eng.codec.decode(out_ids[: report.thinking_tokens])
+    assert trigger not in thinking
+    # The streamed text is the ids' text: nothing held back is lost. (Random weights write lone
+    # UTF-8 bytes; the engine's detokenizer shows an unfinished one as nothing, decode() as U+FFFD.)
+    assert text.replace("\ufffd", "") == eng.codec.decode(out_ids).replace("\ufffd", "")
