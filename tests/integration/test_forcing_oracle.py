@@ -68,12 +68,23 @@ def test_harness_profile_serves_the_harness_ids(oracle: dict[str, Any], tiny: op
     assert out["choices"][0]["thinking"]["thinking_tokens"] == len(case["port"]["thinking"])
 
 
-def test_these_cases_ran_on_sessions(tiny_server) -> None:  # noqa: ANN001
-    """The tiny s1 model's trigger is one token: the server forces on sessions (the resubmission
-    path runs the same cases in test_sessions.py)."""
+def test_these_cases_run_on_sessions(oracle: dict[str, Any], tiny: openai.OpenAI, tiny_server) -> None:  # noqa: ANN001
+    """The tiny s1 model's trigger is one token: the server forces on sessions, one engine
+    request per choice (the resubmission path runs the same cases in test_sessions.py)."""
     import httpx
 
+    def engine_requests() -> dict[str, float]:
+        text = httpx.get(f"{tiny_server.base_url}/metrics").text
+        out = {}
+        for line in text.splitlines():
+            if line.startswith("s1serve_forcing_engine_requests_total{"):
+                out[line.split('kind="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+        return out
+
     assert httpx.get(f"{tiny_server.base_url}/version").json()["forcing"] == "sessions"
-    metrics = httpx.get(f"{tiny_server.base_url}/metrics").text
-    sessions = [line for line in metrics.splitlines() if line.startswith("s1serve_forcing_engine_requests_total")]
-    assert any('kind="session"' in line and not line.endswith(" 0.0") for line in sessions)
+    case = oracle["cases"]["ignore-3"]
+    before = engine_requests()
+    out = served(tiny, case["budget"], case["max_gen"])
+    after = engine_requests()
+    assert out["choices"][0]["thinking"]["waits_inserted"] == 3
+    assert (after["session"] - before["session"], after["round"] - before["round"]) == (1, 0)
