@@ -180,6 +180,26 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]], summary: dict[str, A
     return "\n".join(lines) + "\n"
 
 
+def path_comparison(summaries: dict[str, dict[str, Any]], ref_concurrency: int) -> str:
+    """The forcing paths side by side at the P3 concurrency."""
+    key = str(ref_concurrency)
+    lines = [
+        f"### forcing paths side by side, {ref_concurrency} concurrent",
+        "",
+        "| path | P1 B/A tok/s | P2 C/B tok/s | P2 D/BD tok/s | P3 D/E tok/s | P4 C forced end, added TPOT "
+        "| P4 D wait, added TPOT |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for path, summary in summaries.items():
+        r = summary["by_concurrency"].get(key, {})
+        lines.append(
+            f"| {path} | {_fmt(r.get('P1_throughput'), 2)} | {_fmt(r.get('P2_C_over_B'), 2)} "
+            f"| {_fmt(r.get('P2_D_over_BD'), 2)} | {_fmt(summary.get('P3_D_over_E'), 2)} "
+            f"| {_fmt(r.get('P4_C_added_tpot_p50'), 2)} | {_fmt(r.get('P4_D_added_tpot_p50'), 2)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def plot(results: dict[str, dict[str, dict[str, Any]]], path: str, title: str) -> bool:
     """Throughput and TTFT p50 against concurrency for A-D; False when matplotlib is missing."""
     try:

@@ -29,7 +29,7 @@ from typing import Any
 from benchmarks import report
 from benchmarks.client import run_level
 from benchmarks.servers import REPO_ROOT, Server, start_s1serve, start_stock
-from benchmarks.workload import SCENARIOS, Workload, make_prompts
+from benchmarks.workload import SCENARIOS, SHAPES, Workload, make_prompts
 
 # float32: CPUs without AVX512-BF16 run bfloat16 models several times slower.
 DEFAULT_ENGINE_ARGS = (
@@ -46,14 +46,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="subset of A,B,C,D,E")
     p.add_argument("--requests-per-slot", type=int, default=1, help="requests per level = this x concurrency")
     p.add_argument("--min-requests", type=int, default=6, help="at least this many requests per level")
-    p.add_argument("--output-len", type=int, default=64, help="max_completion_tokens of every request")
+    p.add_argument("--output-len", type=int, default=None, help="max_completion_tokens of every request")
     p.add_argument("--cap", type=int, default=None, help="C: thinking cap (default output-len / 2)")
     p.add_argument("--min-thinking", type=int, default=None, help="D: thinking floor (default output-len * 3/8)")
-    p.add_argument("--num-ignore", type=int, default=2, help="D: end attempts overridden")
+    p.add_argument("--num-ignore", type=int, default=None, help="D: end attempts overridden")
     p.add_argument("--reference-concurrency", type=int, default=16, help="P3: concurrency of the D/E comparison")
     p.add_argument("--out-dir", default=str(REPO_ROOT / "benchmarks" / "results"))
     p.add_argument("--tag", default="bench", help="result file names: TAG.json, TAG.md, TAG.png")
     p.add_argument("--profile", action="store_true", help="py-spy record s1serve during D at the P3 concurrency")
+    p.add_argument(
+        "--forcing-paths",
+        default="sessions,resubmission",
+        help="s1serve's --forcing-path for B-D, one server each, side by side in one run",
+    )
+    p.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default="short",
+        help="workload preset: short (64 tokens) or long (1,024 thinking tokens, 2+ waits, a cap); "
+        "--output-len/--cap/--min-thinking/--num-ignore override it",
+    )
     return p.parse_args(argv)
 
 
@@ -179,13 +191,15 @@ def main(argv: list[str] | None = None) -> int:
         model = args.model
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    wl = Workload(
-        output_len=args.output_len,
-        cap=args.cap if args.cap is not None else args.output_len // 2,
-        min_thinking=args.min_thinking if args.min_thinking is not None else args.output_len * 3 // 8,
-        num_ignore=args.num_ignore,
-        d_cap=args.output_len * 3 // 4,
-    )
+    wl = SHAPES[args.shape]
+    if args.output_len is not None:
+        wl = dataclasses.replace(
+            wl, output_len=args.output_len, cap=args.output_len // 2, min_thinking=args.output_len * 3 // 8,
+            d_cap=args.output_len * 3 // 4,
+        )  # fmt: skip
+    overrides = {"cap": args.cap, "min_thinking": args.min_thinking, "num_ignore": args.num_ignore}
+    wl = dataclasses.replace(wl, **{k: v for k, v in overrides.items() if v is not None})
+    paths = [p.strip() for p in args.forcing_paths.split(",") if p.strip()]
     ref_c = args.reference_concurrency if args.reference_concurrency in levels else max(levels)
     prompts = make_prompts(max(request_count(args, c) for c in levels), seed=wl.seed)
     results: dict[str, dict[str, dict[str, Any]]] = {}
@@ -200,27 +214,28 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault("A", {})[str(c)] = measure(server, args.served_model_name, prompts[:n], wl, "A", c)
 
     served = [s for s in ("B", "C", "D") if s in scenarios]
-    if served:
-        log("starting s1serve (B, C, D)")
-        with start_s1serve(model, args.served_model_name, engine_args, out_dir / f"{args.tag}-s1serve.log") as server:
+    by_path: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in paths if served else []:
+        log(f"starting s1serve (B, C, D) with --forcing-path {path}")
+        log_path = out_dir / f"{args.tag}-s1serve-{path}.log"
+        mine = by_path.setdefault(path, {})
+        with start_s1serve(model, args.served_model_name, [*engine_args, "--forcing-path", path], log_path) as server:
             warm_up(server, args.served_model_name, wl, with_budget=True)
             for c in levels:
                 n = request_count(args, c)
                 for s in served:
                     profiler = None
                     if args.profile and s == "D" and c == ref_c:
-                        profiler = Profiler(server.pid, out_dir / f"{args.tag}-profile-D-c{c}.svg")
+                        profiler = Profiler(server.pid, out_dir / f"{args.tag}-profile-D-{path}-c{c}.svg")
                     try:
-                        results.setdefault(s, {})[str(c)] = measure(
-                            server, args.served_model_name, prompts[:n], wl, s, c
-                        )
+                        mine.setdefault(s, {})[str(c)] = measure(server, args.served_model_name, prompts[:n], wl, s, c)
                     finally:
                         if profiler:
                             profiler.stop()
                 if "D" in served:
-                    lengths = results["D"][str(c)]["per_prompt_tokens"]
+                    lengths = mine["D"][str(c)]["per_prompt_tokens"]
                     matched = dataclasses.replace(wl, output_lens={i: t for i, t in enumerate(lengths) if t})
-                    results.setdefault("BD", {})[str(c)] = measure(
+                    mine.setdefault("BD", {})[str(c)] = measure(
                         server, args.served_model_name, prompts[:n], matched, "BD", c
                     )
 
@@ -232,13 +247,23 @@ def main(argv: list[str] | None = None) -> int:
         results["E"][str(ref_c)]["per_prompt_tokens"] = [r["completion_tokens"] for r in ref["requests"]]
         log(f"E c={ref_c}: {results['E'][str(ref_c)]['output_tok_s']:.1f} tok/s")
 
-    summary = report.ratios(results, ref_c)
-    d_ref = results.get("D", {}).get(str(ref_c))
-    e_ref = results.get("E", {}).get(str(ref_c))
-    if d_ref and e_ref:
-        same = sum(a == b for a, b in zip(d_ref["per_prompt_tokens"], e_ref["per_prompt_tokens"], strict=False))
-        summary["P3_same_token_counts"] = f"{same}/{len(e_ref['per_prompt_tokens'])}"
-    table = report.markdown(results, summary)
+    # One table per forcing path; A and E are shared peers measured once.
+    per_path: dict[str, Any] = {}
+    tables: list[str] = []
+    for path in by_path or {"-": {}}:
+        combined = {**results, **by_path.get(path, {})}
+        summary = report.ratios(combined, ref_c)
+        d_ref = combined.get("D", {}).get(str(ref_c))
+        e_ref = combined.get("E", {}).get(str(ref_c))
+        if d_ref and e_ref:
+            same = sum(a == b for a, b in zip(d_ref["per_prompt_tokens"], e_ref["per_prompt_tokens"], strict=False))
+            summary["P3_same_token_counts"] = f"{same}/{len(e_ref['per_prompt_tokens'])}"
+        per_path[path] = {"results": combined, "summary": summary}
+        heading = f"### forcing path: {path}\n\n" if by_path else ""
+        tables.append(heading + report.markdown(combined, summary))
+    if len(by_path) > 1:
+        tables.append(report.path_comparison({p: v["summary"] for p, v in per_path.items()}, ref_c))
+    table = "\n".join(tables)
     document = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
@@ -248,13 +273,14 @@ def main(argv: list[str] | None = None) -> int:
         "workload": {k: v for k, v in wl.__dict__.items() if k != "output_lens"},
         "requests_per_level": {str(c): request_count(args, c) for c in levels},
         "wall_s": time.time() - started,
-        "results": results,
-        "summary": summary,
+        "shape": args.shape,
+        "forcing_paths": per_path,
     }
     (out_dir / f"{args.tag}.json").write_text(json.dumps(document, indent=1) + "\n")
     (out_dir / f"{args.tag}.md").write_text(table)
+    first = next(iter(per_path.values()))["results"]
     if not report.plot(
-        results, str(out_dir / f"{args.tag}.png"), f"{Path(model).name}, {document['machine'].get('cpu', '')}"
+        first, str(out_dir / f"{args.tag}.png"), f"{Path(model).name}, {document['machine'].get('cpu', '')}"
     ):
         log("matplotlib is not installed: no plot (pip install matplotlib)")
     print(table)

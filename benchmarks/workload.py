@@ -77,3 +77,12 @@ class Workload:
         if scenario == "BD":
             return max(1, self.output_lens.get(prompt_index, self.output_len)), {"ignore_eos": True}
         raise ValueError(f"scenario {scenario!r} is not served over HTTP")
+
+
+# Workload presets. "long" puts each intervention against a real thinking length: D thinks
+# exactly 1,024 tokens (floor = cap: every end attempt below it becomes a wait, at least 2,
+# then the cap forces the end) and answers in up to 256 more.
+SHAPES: dict[str, Workload] = {
+    "short": Workload(),
+    "long": Workload(output_len=1280, cap=1024, min_thinking=1024, num_ignore=2, d_cap=1024),
+}

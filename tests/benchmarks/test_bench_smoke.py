@@ -64,26 +64,32 @@ def test_every_scenario_runs_and_reports(tmp_path: Path) -> None:
 
     doc = json.loads((out / "smoke.json").read_text())
     assert {"date", "command", "machine", "model", "engine_args", "workload", "requests_per_level"} <= set(doc)
-    results = doc["results"]
-    assert set(results) == {"A", "B", "C", "D", "BD", "E"}
-    for scenario in ("A", "B", "C", "D", "BD"):
-        level = results[scenario]["2"]
-        assert LEVEL_FIELDS <= set(level), scenario
-        assert level["requests"] == 3 and level["errors"] == 0, (scenario, level.get("error_examples"))
-        assert level["output_tokens"] > 0
-    # A-C ignore EOS: exactly the requested tokens.
-    for scenario in ("A", "B", "C"):
-        assert results[scenario]["2"]["output_tokens"] == 3 * 24, scenario
-    # BD repeats B at D's per-prompt token counts.
-    assert results["BD"]["2"]["output_tokens"] == results["D"]["2"]["output_tokens"]
-    e = results["E"]["2"]
-    assert e["requests"] == 3 and e["output_tok_s"] > 0 and e["batch_size"] == 2
-
-    summary = doc["summary"]
-    assert RATIO_FIELDS <= set(summary["by_concurrency"]["2"])
-    assert summary["P3_concurrency"] == 2 and summary["P3_D_over_E"] is not None
+    paths = doc["forcing_paths"]
+    assert set(paths) == {"sessions", "resubmission"}  # both paths, side by side in one run
+    for path, entry in paths.items():
+        results = entry["results"]
+        assert set(results) == {"A", "B", "C", "D", "BD", "E"}, path
+        for scenario in ("A", "B", "C", "D", "BD"):
+            level = results[scenario]["2"]
+            assert LEVEL_FIELDS <= set(level), (path, scenario)
+            assert level["requests"] == 3 and level["errors"] == 0, (path, scenario, level.get("error_examples"))
+            assert level["output_tokens"] > 0
+        # A-C ignore EOS: exactly the requested tokens.
+        for scenario in ("A", "B", "C"):
+            assert results[scenario]["2"]["output_tokens"] == 3 * 24, (path, scenario)
+        # BD repeats B at D's per-prompt token counts.
+        assert results["BD"]["2"]["output_tokens"] == results["D"]["2"]["output_tokens"]
+        e = results["E"]["2"]
+        assert e["requests"] == 3 and e["output_tok_s"] > 0 and e["batch_size"] == 2
+        summary = entry["summary"]
+        assert RATIO_FIELDS <= set(summary["by_concurrency"]["2"])
+        assert summary["P3_concurrency"] == 2 and summary["P3_D_over_E"] is not None
+    # Greedy forcing gives the same tokens on both paths.
+    d = [paths[p]["results"]["D"]["2"]["per_prompt_tokens"] for p in ("sessions", "resubmission")]
+    assert d[0] == d[1]
     table = (out / "smoke.md").read_text()
     for scenario in ("A vLLM", "B s1serve", "C s1serve", "D s1serve", "E s1 reference"):
         assert scenario in table
+    assert "forcing path: sessions" in table and "forcing paths side by side" in table
     if importlib.util.find_spec("matplotlib") is not None:
         assert (out / "smoke.png").stat().st_size > 0
