@@ -31,6 +31,7 @@ from budget.spec import BudgetError, BudgetSpec
 from budget.splitter import TriggerHoldback
 from server.budget_fields import BUDGET_KEY, FIT_KEY, fits_context, spec_from_extra_args
 from server.forcing_session import ForcingSession, session_compatible
+from server.session_stats import keep_first_timestamps
 
 logger = logging.getLogger("s1serve")
 
@@ -172,6 +173,7 @@ class ForcingEngineClient:
             if requested == "sessions":
                 raise ValueError(f"--forcing-path sessions is not possible: {why}")
             return why
+        keep_first_timestamps()
         problem = await self._probe_sessions()
         if problem is not None:
             if requested == "sessions":
