@@ -1,8 +1,9 @@
 """Limits and failure behaviour on a real server: bad input, big bodies, overload, keys, engine death, drain.
 
 One server with small limits and a key file serves the table of bad inputs, the body and header
-limits, the overload burst and the key checks, and is killed at the end (its engine, with
-`kill -9`); a second one is drained with SIGTERM under streaming load.
+limits, the overload bursts and the key checks, and is killed at the end (its engine, with
+`kill -9`); a second one is drained with SIGTERM under streaming load. Its request limit is
+vLLM's own `--max-num-queued-reqs`, which s1serve's admission takes over.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "--protect-metrics",
         "--max-request-body-bytes",
         str(BODY_LIMIT),
-        "--max-queued-requests",
+        "--max-num-queued-reqs",  # vLLM's flag: s1serve admits against it too (no --max-queued-requests)
         str(QUEUE),
         *ENGINE_ARGS,
     ]
@@ -219,6 +220,66 @@ def test_overload_gets_429_with_retry_after_and_admitted_forced_requests_finish(
             assert json.loads(text)["error"]["code"] == 429  # a JSON error, also for streams: nothing started
     # The queue is free again once the burst is over.
     assert http.post("/v1/completions", json=completion()).status_code == 200
+
+
+def _stream(http: httpx.Client, max_tokens: int, **fields: Any) -> tuple[int, str | None, str, str]:
+    body = {"model": "tiny", "messages": MESSAGES, "max_tokens": max_tokens, "stream": True, **fields}
+    with http.stream("POST", "/v1/chat/completions", json=body) as r:
+        return r.status_code, r.headers.get("retry-after"), r.headers.get("content-type", ""), r.read().decode()
+
+
+def _assert_clean(results: list[tuple[int, str | None, str, str]]) -> None:
+    """Every answer is a whole 200 stream or a 429 JSON reply with Retry-After: nothing between."""
+    for status, retry, ctype, text in results:
+        assert status in (200, 429), (status, text[:300])
+        if status == 429:
+            assert retry and int(retry) >= 1
+            assert ctype.startswith("application/json")
+            assert json.loads(text)["error"]["message"].endswith(f"limit of {QUEUE} requests in flight")
+        else:
+            events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+            assert events[-1] == "[DONE]", events[-3:]
+            assert not any('"error"' in e for e in events[:-1]), [e for e in events if '"error"' in e][:1]
+
+
+def test_vllm_queue_limit_overflow_is_429_before_any_stream_starts(http: httpx.Client) -> None:
+    """vLLM's --max-num-queued-reqs alone: overflowing streams get 429 up front, never a 200 with an error.
+
+    vLLM checks its queue again once a stream's 200 has gone out; s1serve's admission, set to
+    the same limit, refuses first. A burst from idle races for the slots; a burst while long
+    streams hold every slot must be refused whole.
+    """
+    hold = {"temperature": 0, "thinking_budget": {"max_tokens": 500, "min_tokens": 500, "wait_text": ""}}
+    started = threading.Semaphore(0)
+
+    def holder() -> tuple[int, str | None, str, str]:
+        body = {"model": "tiny", "messages": MESSAGES, "max_tokens": 600, "stream": True, **hold}
+        for _ in range(100):  # a slot frees just after its response ends: a moment's 429 is retried
+            with http.stream("POST", "/v1/chat/completions", json=body) as r:
+                if r.status_code == 429:
+                    r.read()
+                    time.sleep(0.05)
+                    continue
+                chunks = r.iter_raw()
+                text = next(chunks, b"")
+                started.release()  # admitted and streaming: its slot is held until the stream ends
+                text += b"".join(chunks)
+                return r.status_code, r.headers.get("retry-after"), r.headers.get("content-type", ""), text.decode()
+        raise AssertionError("a holder never got a slot")
+
+    with ThreadPoolExecutor(QUEUE + 8) as pool:
+        racing = [f.result(timeout=300) for f in [pool.submit(_stream, http, 12) for _ in range(8)]]
+        holders = [pool.submit(holder) for _ in range(QUEUE)]
+        for _ in range(QUEUE):
+            assert started.acquire(timeout=120)
+        refused = [f.result(timeout=300) for f in [pool.submit(_stream, http, 12) for _ in range(5)]]
+        held = [f.result(timeout=300) for f in holders]
+    _assert_clean(racing)
+    assert 200 in [status for status, *_ in racing]
+    assert [status for status, *_ in refused] == [429] * 5
+    _assert_clean(refused)
+    assert [status for status, *_ in held] == [200] * QUEUE
+    _assert_clean(held)
 
 
 def test_keys_come_from_a_file_and_protect_metrics(server: ServerProcess) -> None:
