@@ -37,9 +37,8 @@ MESSAGES = [{"role": "user", "content": "count"}]
 LONG = {"thinking_budget": {"max_tokens": 900, "min_tokens": 900, "wait_text": ""}}
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("limits")
+def start_limits_server(tiny_model: Path, folder: Path) -> ServerProcess:
+    """The tiny model behind keys, a body limit and vLLM's queue limit."""
     keys = folder / "keys"
     keys.write_text(f"# test keys\ntester={KEY}\n")
     args = [
@@ -56,7 +55,12 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         str(QUEUE),
         *ENGINE_ARGS,
     ]
-    server = ServerProcess(args, folder / "server.log")
+    return ServerProcess(args, folder / "server.log")
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = start_limits_server(tiny_model, tmp_path_factory.mktemp("limits"))
     yield server
     server.stop()
 
@@ -308,8 +312,10 @@ def test_openapi_documents_errors_and_the_bearer_scheme(server: ServerProcess) -
         assert "thinking_budget" in op["description"]
 
 
-def test_engine_death_fails_in_flight_work_with_503_and_exits_non_zero(server: ServerProcess) -> None:
-    """Last on this server: it kills the engine."""
+def test_engine_death_fails_in_flight_work_with_503_and_exits_non_zero(tiny_model: Path, tmp_path: Path) -> None:
+    """On a server of its own: the kill must find both requests decoding, whatever the module's
+    other tests left behind on the shared server."""
+    server = start_limits_server(tiny_model, tmp_path)
     engine = [p for p in psutil.Process(server.pid).children(recursive=True) if "EngineCore" in p.name()]
     assert engine, "no engine process found"
     body = {"model": "tiny", "messages": MESSAGES, "max_tokens": 950, "temperature": 0, **LONG}
@@ -342,6 +348,7 @@ def test_engine_death_fails_in_flight_work_with_503_and_exits_non_zero(server: S
     exited = time.monotonic() - killed
     for t in threads:
         t.join(timeout=30)
+    server.stop()
     assert code != 0
     assert exited < 5.0, exited
     assert results["plain"] == 503
