@@ -48,7 +48,7 @@ class S1Options:
     log_requests: bool = True
     protect_metrics: bool = False
     budget_profile: str = "exact"
-    forcing_path: str = "resubmission"
+    forcing_path: str = "auto"
     limits: LimitSettings = field(default_factory=LimitSettings)
 
 

@@ -80,10 +80,9 @@ def serve_parser() -> Any:
     group.add_argument(
         "--forcing-path",
         choices=["auto", "sessions", "resubmission"],
-        default="resubmission",
-        help="how a forced choice runs in the engine: one engine request per round (default), or one "
-        "streaming-input session (needs a one-token end trigger); auto picks sessions when possible "
-        "(see docs/design.md)",
+        default="auto",
+        help="how a forced choice runs in the engine: one streaming-input session (needs a one-token end "
+        "trigger), or one engine request per round; auto picks sessions when possible (see docs/design.md)",
     )
     group.add_argument("--log-json", action="store_true", help="write the per-request log line as JSON")
     group.add_argument("--disable-request-log", action="store_true", help="no per-request log line")

@@ -38,8 +38,6 @@ def tiny_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         "--enable-auto-tool-choice",
         "--tool-call-parser",
         "hermes",
-        "--forcing-path",
-        "auto",
     ]
     server = ServerProcess([*args, *ENGINE_ARGS], log)
     yield server

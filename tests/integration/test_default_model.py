@@ -11,16 +11,15 @@ from server.default_model import ensure_default_model
 pytestmark = pytest.mark.engine
 
 
-def test_default_model_is_served_in_think_format(smol: openai.OpenAI, smol_server) -> None:  # noqa: ANN001
+def test_default_model_is_served_in_think_format_on_sessions(smol: openai.OpenAI, smol_server) -> None:  # noqa: ANN001
     import httpx
 
     model = smol.models.list().data[0]
     assert model.id == "SmolLM2-135M-Instruct"
     version = httpx.get(f"{smol_server.base_url}/version").json()
     assert version["thinking_format"] == "think"
-    # `</think>` is one token in the converted tokenizer, so `--forcing-path auto` can pick
-    # sessions; the default path is resubmission.
-    assert version["forcing"] == "resubmission"
+    # `</think>` is one token in the converted tokenizer, so forced choices run as sessions.
+    assert version["forcing"] == "sessions"
     tok = AutoTokenizer.from_pretrained(ensure_default_model())
     assert [len(tok.encode(t, add_special_tokens=False)) for t in ("<think>", "</think>")] == [1, 1]
 
