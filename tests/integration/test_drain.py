@@ -52,14 +52,15 @@ def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path)
                     finish, report = c.finish_reason, c.model_extra["thinking"]
         results.append({"finish": finish, "report": report, "last_chunk": last})
 
+    # A kept-alive connection opened before the signal: the probes below do not depend on when
+    # the listener stops accepting new connections. It is used just before the streams start,
+    # well within the keep-alive, so nothing stands between their first chunks and the signal.
+    probe = httpx.Client(base_url=server.base_url, timeout=10)
+    assert probe.get("/ready").status_code == 200
     threads = [threading.Thread(target=stream_one) for _ in range(3)]
     for t in threads:
         t.start()
-    # A kept-alive connection opened before the signal: the probes below do not depend on when
-    # the listener stops accepting new connections.
-    probe = httpx.Client(base_url=server.base_url, timeout=10)
     started.wait(timeout=120)  # every stream has its first chunk
-    assert probe.get("/ready").status_code == 200  # just before the signal: well within keep-alive
     signalled = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)  # the streams are far from done: the probes run while they drain
