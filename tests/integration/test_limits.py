@@ -384,10 +384,12 @@ def test_sigterm_drain_deadline_ends_streams_and_exits_zero(tiny_model: Path, tm
     # busy machine can delay a new connection past that.
     probe = httpx.Client(base_url=url, timeout=10)
     try:
+        # Used just before the streams start, well within the keep-alive: nothing stands between
+        # their first chunks and the signal.
+        assert probe.get("/ready").status_code == 200
         for t in threads:
             t.start()
         started.wait(timeout=300)
-        assert probe.get("/ready").status_code == 200  # just before the signal: well within keep-alive
         signalled = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
