@@ -411,6 +411,7 @@ class ForcingEngineClient:
         action = ctl.start()
         round_no = 0
         session: ForcingSession | None = None
+        aborted = False
         live = self._rounds.get(request_id, set())
         try:
             while True:
@@ -433,8 +434,7 @@ class ForcingEngineClient:
                 round_params = self._round_params(params, rnd, index, round_no)
                 in_session = self.sessions and session_compatible(round_params)
                 if session is not None and not (in_session and session.continues(target)):
-                    live.discard(session.engine_id)
-                    await session.close()
+                    await _end_session(session, live)
                     session = None
                 if in_session and session is None:
                     # The engine seeds a session's random stream once, from its first chunk.
@@ -508,15 +508,11 @@ class ForcingEngineClient:
                         yield _Piece(index, self.codec.decode(kept) if rnd.provisional else "", kept, lp)
                 round_no += 1
         except BaseException:
-            if session is not None:
-                live.discard(session.engine_id)
-                await session.close(abort=True)
-                session = None
+            aborted = True  # cut short (disconnect, error): the engine request is aborted
             raise
         finally:
             if session is not None:
-                live.discard(session.engine_id)
-                await session.close()
+                await _end_session(session, live, abort=aborted)
 
     async def _one_round(
         self,
@@ -623,6 +619,12 @@ class ForcingEngineClient:
             else:
                 engine_ids.append(rid)
         await self._engine.abort(engine_ids)
+
+
+async def _end_session(session: ForcingSession, live: set[str], *, abort: bool = False) -> None:
+    """End a choice's session and drop it from the request's live engine ids."""
+    live.discard(session.engine_id)
+    await session.close(abort=abort)
 
 
 def _certain(token_id: int, codec: Codec) -> dict[int, Logprob]:
