@@ -1,6 +1,6 @@
 """Scenario E: s1's own evaluation loop on an offline `vllm.LLM`, batch-synchronous as s1 runs it.
 
-This runs the port of s1's evaluation harness (tests/oracle/harness_port.py, the one reference
+This runs the port of s1's evaluation harness (benchmarks/harness_port.py, the one reference
 the test suite checks s1serve against) on the benchmark's prompts, in batches: every round is
 one `generate` call for all prompts of a batch that are still thinking, and one answer call
 ends the batch. D's budget maps to the harness's generation kwargs: max_tokens ->
@@ -62,7 +62,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from vllm.engine.arg_utils import EngineArgs
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-    from tests.oracle.harness_port import HarnessPort
+    from benchmarks.harness_port import HarnessPort
 
     parser = EngineArgs.add_cli_args(FlexibleArgumentParser())
     args = parser.parse_args(["--model", job["model"], *job["engine_args"]])

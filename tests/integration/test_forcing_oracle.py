@@ -1,4 +1,6 @@
-"""The server's token ids against the port of s1's evaluation harness (tests/oracle/), over HTTP.
+"""The server's token ids against the port of s1's evaluation harness, over HTTP.
+
+The port is benchmarks/harness_port.py; tests/oracle/ runs it.
 
 Every oracle case on the tiny s1-format model: under the default (exact) profile the served ids
 are what docs/fidelity.md says the exact profile returns for that harness run (identical to the

@@ -1,4 +1,6 @@
-"""s1serve's controller against an independent port of s1's evaluation harness (tests/oracle/).
+"""s1serve's controller against an independent port of s1's evaluation harness.
+
+The port is benchmarks/harness_port.py; tests/oracle/ runs it and the controller on one engine.
 
 For every case, on a tiny s1-format model and a tiny think-format model, greedy: the controller
 driven by plain `vllm.LLM.generate` rounds under the harness profile returns the port's token ids

@@ -2,9 +2,10 @@
 
 The same `ForcingEngineClient` serves every test with `sessions` switched on or off, so the
 two paths run on identical engine state. The expected ids come from the port of s1's
-evaluation harness (tests/oracle/), run on its own `vllm.LLM` with the same engine settings:
-independent of the client under test. KV blocks held by a request are observed through the
-engine itself: vLLM refuses to reset its prefix cache while any block is in use.
+evaluation harness (benchmarks/harness_port.py, run by tests/oracle/), run on its own `vllm.LLM`
+with the same engine settings: independent of the client under test. KV blocks held by a
+request are observed through the engine itself: vLLM refuses to reset its prefix cache while
+any block is in use.
 """
 
 from __future__ import annotations

@@ -128,11 +128,11 @@ def main(model: str, fmt_name: str, out_path: str) -> None:
     from vllm import LLM, SamplingParams
     from vllm.inputs import TokensPrompt
 
+    from benchmarks.harness_port import HarnessPort
     from budget.controller import FormatTokens
     from budget.formats import get_format
     from budget.spec import parse_thinking_budget
     from tests.oracle.driver import Codec, drive
-    from tests.oracle.harness_port import HarnessPort
 
     llm = LLM(model=model, **ENGINE)
     tok = llm.get_tokenizer()
