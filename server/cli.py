@@ -1,10 +1,17 @@
-"""The `s1serve` command: `serve` runs the API server, `train` launches fine-tuning."""
+"""`s1serve serve`: the API server's flags, their help, and the start-up.
+
+The `s1serve` command itself (serve, train, bench, eval) is `s1serve/cli.py`; this module is
+its `serve`, and `python -m server.cli serve ...` runs the same.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import textwrap
+from collections.abc import Iterable
 from typing import Any
 
 CPU_MEMORY_UTILIZATION = 0.3  # the CPU backend reserves this share of a NUMA node for KV cache
@@ -42,15 +49,11 @@ def read_api_key_file(path: str) -> list[str]:
     return keys
 
 
-def serve_parser() -> Any:
-    """vLLM's own `serve` flags (frontend and engine), with s1serve's group first."""
-    from vllm.entrypoints.launchers.cli_args import make_arg_parser
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
+SERVE_DESCRIPTION = "Serve a reasoning model with budget forcing, on vLLM's OpenAI, Responses and Anthropic APIs."
 
-    parser = FlexibleArgumentParser(
-        prog="s1serve serve",
-        description="Serve a reasoning model with budget forcing, on vLLM's OpenAI, Responses and Anthropic APIs.",
-    )
+
+def add_s1serve_flags(parser: argparse.ArgumentParser) -> None:
+    """s1serve's own flag groups, on any argparse parser. Imports nothing heavy (no vLLM, no torch)."""
     group = parser.add_argument_group(S1SERVE_GROUP, "Budget forcing, drain and request logging.")
     group.add_argument(
         "--thinking-format",
@@ -120,6 +123,33 @@ def serve_parser() -> Any:
         default=0,
         help="prompt + output tokens (estimated) in flight before new requests get 429 (default 0: no limit)",
     )
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Formats as vLLM's `SortedHelpFormatter` does (flags sorted, defaults shown), without importing vLLM."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        lines = re.sub(r"(?<!\n)\n(?!\n)(?!\s*(-|\*|\+|\d+\.))\s*", " ", text).splitlines()
+        return [wrapped for line in lines for wrapped in textwrap.wrap(line, width)]
+
+    def add_arguments(self, actions: Iterable[argparse.Action]) -> None:
+        super().add_arguments(sorted(actions, key=lambda action: action.option_strings))
+
+
+def help_parser() -> argparse.ArgumentParser:
+    """A plain parser with only s1serve's groups: what `serve --help` prints, without importing vLLM."""
+    parser = argparse.ArgumentParser(prog="s1serve serve", description=SERVE_DESCRIPTION, formatter_class=HelpFormatter)
+    add_s1serve_flags(parser)
+    return parser
+
+
+def serve_parser() -> Any:
+    """vLLM's own `serve` flags (frontend and engine), with s1serve's group first."""
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser(prog="s1serve serve", description=SERVE_DESCRIPTION)
+    add_s1serve_flags(parser)
     make_arg_parser(parser)
     for action in parser._actions:
         if action.dest == "api_key":
@@ -132,8 +162,10 @@ def serve_parser() -> Any:
     return parser
 
 
-def print_serve_help(parser: Any) -> None:
-    """s1serve's flags with their help, then where vLLM's flags are listed."""
+def print_serve_help(parser: Any = None) -> None:
+    """s1serve's flags with their help, then where vLLM's flags are listed (default: from `help_parser()`)."""
+    if parser is None:
+        parser = help_parser()
     formatter = parser._get_formatter()
     formatter.add_usage("s1serve serve [--model MODEL] [s1serve flags] [vLLM flags]", [], [])
     formatter.add_text(parser.description)
@@ -221,10 +253,10 @@ def limit_settings(args: argparse.Namespace) -> Any:
 
 
 def serve(argv: list[str]) -> int:
-    parser = serve_parser()
     if any(a in ("-h", "--help") for a in argv):
-        print_serve_help(parser)
+        print_serve_help()  # s1serve's groups only: vLLM is not imported (--help=all etc. go to vLLM's parser)
         return 0
+    parser = serve_parser()
     args = parser.parse_args(argv)
     from vllm.entrypoints.launchers.cli_args import validate_parsed_serve_args
     from vllm.logger import configure_logging_from_args
@@ -270,31 +302,14 @@ def serve(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m server.cli [serve] ARGS`: runs `serve` (the other commands are `s1serve`'s, see s1serve/cli.py)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(
-            "usage: s1serve {serve,train,bench,eval} [options]\n  serve  run the OpenAI-compatible server\n"
-            "  train  fine-tune with FSDP2 (torchrun)\n  bench  compare with vLLM's server and the s1 reference loop\n"
-            "  eval   test-time scaling curves (accuracy vs thinking tokens) through an OpenAI-compatible endpoint"
-        )
-        return 0 if argv else 2
-    command, rest = argv[0], argv[1:]
-    if command == "serve":
-        return serve(rest)
-    if command == "train":
-        from training.launch import main as train_main
-
-        return train_main(rest)
-    if command == "bench":
-        from benchmarks.run import main as bench_main
-
-        return bench_main(rest)
-    if command == "eval":
-        from evals.cli import main as eval_main
-
-        return eval_main(rest)
-    print(f"s1serve: unknown command {command!r}; use serve, train, bench or eval", file=sys.stderr)
-    return 2
+    if argv and argv[0] == "serve":
+        argv = argv[1:]
+    elif argv and argv[0] in ("train", "bench", "eval"):
+        print(f"server.cli runs only serve; use `s1serve {argv[0]}` or `python -m s1serve {argv[0]}`", file=sys.stderr)
+        return 2
+    return serve(argv)
 
 
 if __name__ == "__main__":

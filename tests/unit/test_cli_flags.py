@@ -42,7 +42,7 @@ def test_defaults_survive_the_second_parse(parser) -> None:
 
 
 def test_help_lists_s1serve_flags_first_and_points_to_vllm_flags(capsys: pytest.CaptureFixture[str]) -> None:
-    from server.cli import main
+    from s1serve.cli import main
 
     assert main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
