@@ -53,6 +53,48 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 @dataclass
+class TrainState:
+    """Everything a checkpoint saves and restores, as one object.
+
+    The sharded tensors (the model's, and with `full` contents the optimizer's) go through DCP,
+    the step and the schedule into trainer.json, and each rank's RNG state (the process-wide
+    generators, see `rng_state`) into its own file. Save and load both go through this object,
+    so they cannot disagree about what a checkpoint holds.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    step: int = 0
+    """Optimizer steps taken; with the seed it is the data position (see training.data.BatchPlan)."""
+
+    def sharded_state(self, contents: str) -> dict[str, Any]:
+        """The DCP state dict: `model`, and `optim` unless `contents` is `model` (weights only)."""
+        if contents == "model":
+            return {"model": get_model_state_dict(self.model)}
+        model_state, optim_state = get_state_dict(self.model, self.optimizer)
+        return {"model": model_state, "optim": optim_state}
+
+    def load_sharded_state(self, sharded: dict[str, Any], contents: str) -> None:
+        """Put a loaded `sharded_state` back into the model (and optimizer)."""
+        if contents == "model":
+            set_model_state_dict(self.model, sharded["model"])
+        else:
+            set_state_dict(
+                self.model, self.optimizer, model_state_dict=sharded["model"], optim_state_dict=sharded["optim"]
+            )
+
+    def trainer_json(self, contents: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """trainer.json's payload: step, contents and schedule first, then `meta` as given."""
+        return {"step": self.step, "contents": contents, "scheduler": self.scheduler.state_dict(), **meta}
+
+    def load_trainer_json(self, payload: dict[str, Any]) -> None:
+        """Take the step and the schedule from a trainer.json payload (the schedule is removed from it)."""
+        self.scheduler.load_state_dict(payload.pop("scheduler"))
+        self.step = int(payload["step"])
+
+
+@dataclass
 class _InFlight:
     """A checkpoint being written in the background: finished by `_finalize` once its future is done."""
 
@@ -102,34 +144,27 @@ class Checkpointer:
                 shutil.rmtree(path, ignore_errors=True)
         dist.barrier()
 
-    def save(
-        self,
-        step: int,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        trainer: dict[str, Any],
-    ) -> Path:
-        """Start (async) or write a checkpoint; returns its final path."""
+    def save(self, state: TrainState, meta: dict[str, Any]) -> Path:
+        """Start (async) or write a checkpoint of `state` at its step; returns its final path.
+
+        `meta` (data fingerprint, schedule shape, the job) goes into trainer.json after the
+        step, contents and scheduler, for resume checks and for readers of the folder.
+        """
         self.wait()  # one in flight at a time: its host copy is reused memory
-        final = self.root / f"step-{step:08d}"
+        final = self.root / f"step-{state.step:08d}"
         tmp = final.with_name(final.name + ".tmp")
         if self.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         dist.barrier()
-        if self.contents == "model":
-            state: dict[str, Any] = {"model": get_model_state_dict(model)}
-        else:
-            model_state, optim_state = get_state_dict(model, optimizer)
-            state = {"model": model_state, "optim": optim_state}
+        sharded = state.sharded_state(self.contents)
         torch.save(rng_state(), tmp / f"rng-rank{self.rank}.pt")
-        payload = {"step": step, "contents": self.contents, "scheduler": scheduler.state_dict(), **trainer}
+        payload = state.trainer_json(self.contents, meta)
         if self.async_save:
-            future = dcp.async_save(state, checkpoint_id=str(tmp), process_group=self._group)
-            self._in_flight = _InFlight(step, tmp, final, payload, future)
+            future = dcp.async_save(sharded, checkpoint_id=str(tmp), process_group=self._group)
+            self._in_flight = _InFlight(state.step, tmp, final, payload, future)
             return final
-        dcp.save(state, checkpoint_id=str(tmp))
+        dcp.save(sharded, checkpoint_id=str(tmp))
         dist.barrier()
         self._finalize(tmp, final, payload)
         dist.barrier()
@@ -171,32 +206,20 @@ class Checkpointer:
         dist.barrier()
         return pending.final
 
-    def load(
-        self,
-        path: Path,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-    ) -> dict[str, Any]:
-        """Restore everything in place; returns the trainer state (step, data fingerprint, ...)."""
+    def load(self, path: Path, state: TrainState) -> dict[str, Any]:
+        """Restore `state` in place from `path`; returns the rest of trainer.json (step, data fingerprint, ...)."""
         trainer = read_trainer_state(path)
-        if trainer.get("contents", "full") == "model":
-            model_state = get_model_state_dict(model)
-            state: dict[str, Any] = {"model": model_state}
-            dcp.load(state, checkpoint_id=str(path))
-            set_model_state_dict(model, state["model"])
-            if self.rank == 0:
-                logger.warning(
-                    "%s holds weights only: the optimizer state (Adam moments) starts afresh, so the resumed "
-                    "run does not match an uninterrupted one",
-                    path,
-                )
-        else:
-            model_state, optim_state = get_state_dict(model, optimizer)
-            state = {"model": model_state, "optim": optim_state}
-            dcp.load(state, checkpoint_id=str(path))
-            set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-        scheduler.load_state_dict(trainer.pop("scheduler"))
+        contents = trainer.get("contents", "full")
+        sharded = state.sharded_state(contents)
+        dcp.load(sharded, checkpoint_id=str(path))
+        state.load_sharded_state(sharded, contents)
+        if contents == "model" and self.rank == 0:
+            logger.warning(
+                "%s holds weights only: the optimizer state (Adam moments) starts afresh, so the resumed "
+                "run does not match an uninterrupted one",
+                path,
+            )
+        state.load_trainer_json(trainer)
         rng_file = path / f"rng-rank{self.rank}.pt"
         if rng_file.exists():
             set_rng_state(torch.load(rng_file, weights_only=False))

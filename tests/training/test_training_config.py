@@ -16,7 +16,7 @@ from training.config import JobConfig, parse_args
 from training.launch import build_command
 from training.launch import main as launch_main
 from training.resume import compare_jobs
-from training.sft import cosine_with_warmup
+from training.trainer import cosine_with_warmup
 
 REPO = Path(__file__).resolve().parents[2]
 
