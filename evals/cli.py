@@ -16,7 +16,7 @@ from evals.data import DataError, load_records
 from evals.methods import METHODS, PlanError, Sweep, parse_methods, plan
 from evals.metrics import SCALING_UNIT
 from evals.plot import plot
-from evals.report import render
+from evals.report import method_notes, render
 from evals.runner import Runner, Settings, load_rows
 from evals.summary import summarize
 from evals.tasks import TASKS, build_questions, detect_task
@@ -36,29 +36,64 @@ def _ints(flag: str, minimum: int = 0):
     return parse
 
 
+EXAMPLE = (
+    "example: s1serve eval --base-url http://127.0.0.1:8000/v1 --dataset aime24 --methods budget "
+    "--max-thinking 512,1024,2048 --out results/aime24"
+)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default after its help, except where there is none to show; the example stays one line."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        nothing = action.default is None or action.default is False or action.default == ""
+        if "%(default)" in text or "default:" in text or action.required or nothing:
+            return text
+        if action.default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="s1serve eval",
-        description="Accuracy against thinking tokens (the s1 paper's scaling curves) through an OpenAI-compatible "
-        "chat endpoint.",
+        description="Accuracy against thinking tokens (the s1 paper's scaling curves)\n"
+        "through an OpenAI-compatible chat endpoint.",
+        epilog=EXAMPLE,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--base-url", default="http://127.0.0.1:8000/v1", help="endpoint root, ending in /v1")
     p.add_argument("--model", default=None, help="model name (default: the first the endpoint lists)")
-    p.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY", "unused"), help="default $OPENAI_API_KEY")
+    # Not read here: a default taken from the environment would print the key in --help.
+    p.add_argument("--api-key", default=None, help="bearer token (default: $OPENAI_API_KEY, else 'unused')")
     p.add_argument(
         "--dataset", required=True, help="a .jsonl/.json/.parquet file, aime24|math500|gpqa, or a hub id[:config]"
     )
     p.add_argument("--split", default=None, help="hub split (default: the benchmark's usual one)")
     p.add_argument("--task", choices=TASKS, default=None, help="prompt and checker (default: from the columns)")
     p.add_argument("--methods", default="budget", help=f"comma list of {', '.join(METHODS)}")
-    p.add_argument("--max-thinking", type=_ints("max-thinking"), default=(512, 1024, 2048, 4096, 8192))
-    p.add_argument("--min-thinking", type=_ints("min-thinking"), default=(), help="budget: min budgets")
-    p.add_argument("--num-ignore", type=_ints("num-ignore"), default=(), help="budget: waits to force")
+    # String defaults go through `type` like typed values, and print in --help as they are typed.
+    p.add_argument(
+        "--max-thinking",
+        type=_ints("max-thinking"),
+        default="512,1024,2048,4096,8192",
+        help="thinking-token caps, comma list: the points of budget, token-conditional and rejection",
+    )
+    p.add_argument("--min-thinking", type=_ints("min-thinking"), default="", help="budget: min budgets (default: none)")
+    p.add_argument("--num-ignore", type=_ints("num-ignore"), default="", help="budget: waits to force (default: none)")
     p.add_argument("--wait-text", default="Wait", help="text appended when an end of thinking is overridden")
-    p.add_argument("--steps", type=_ints("steps", 1), default=(16, 32, 64, 128), help="step-conditional budgets")
+    p.add_argument("--steps", type=_ints("steps", 1), default="16,32,64,128", help="step-conditional budgets")
     p.add_argument("--tokens-per-step", type=int, default=100, help="thinking tokens a step counts for")
-    p.add_argument("--samples", type=_ints("samples", 1), default=(1, 2, 4, 8), help="majority: samples per question")
-    p.add_argument("--majority-max-thinking", type=int, default=None, help="majority: thinking cap per sample")
+    p.add_argument(
+        "--samples",
+        type=_ints("samples", 1),
+        default="1,2,4,8",
+        help="majority: votes per question; one pool of the largest n is drawn, each n votes over its first n",
+    )
+    p.add_argument(
+        "--majority-max-thinking", type=int, default=None, help="majority: thinking cap per sample (default: none)"
+    )
     p.add_argument("--max-tries", type=int, default=8, help="rejection: samples drawn at most per question")
     p.add_argument("--max-tokens", type=int, default=32768, help="bound on all generated tokens of a sample")
     p.add_argument("--temperature", type=float, default=0.0, help="for single-sample methods")
@@ -67,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     p.add_argument("--retries", type=int, default=5, help="retries on 429/5xx/connection errors")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds one request may take")
-    p.add_argument("--limit", type=int, default=None, help="first N questions only")
+    p.add_argument("--limit", type=int, default=None, help="first N questions only (default: all)")
     p.add_argument("--out", required=True, type=Path, help="output folder (also the resume cache)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
@@ -75,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.api_key is None:
+        args.api_key = os.environ.get("OPENAI_API_KEY", "unused")
     try:
         return asyncio.run(evaluate(args))
     except (DataError, PlanError, EndpointError) as e:
@@ -145,6 +182,8 @@ async def evaluate(args: argparse.Namespace) -> int:
     plot(summary, args.out / "scaling.png")
     for name, reason in runner.failed_methods.items():
         print(f"s1serve eval: {name} did not run: {reason}", file=sys.stderr)
+    for note in method_notes(methods):
+        print(f"s1serve eval: {note.removeprefix('- ').replace('**', '')}", file=sys.stderr)
     print(f"wrote {args.out}/summary.json, summary.md, scaling.png, samples.jsonl", file=sys.stderr)
     return 1 if runner.failed_methods else 0
 

@@ -7,14 +7,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import combinations
 from typing import TypeVar
 
 T = TypeVar("T")
 
 # Scaling is reported as accuracy percentage points gained per 1,000 thinking tokens: a slope in raw
-# fractions per token is a tiny number (around 1e-5) that reads as zero in a table.
+# fractions per token is a tiny number (around 1e-5) that reads as zero in a table. The paper's Table 3
+# prints Scaling without a unit, so its numbers and these are not on a stated common scale.
 SCALING_UNIT = "accuracy percentage points per 1000 thinking tokens"
+# Two compute amounts closer than this share of the larger one make a slope that dwarfs the others
+# (1,000 vs 1,001 tokens with 1.3 points between them is a slope of 13,333): such pairs are flagged.
+CLOSE_PAIR_GAP = 0.05
+
+
+@dataclass(frozen=True)
+class ScalingReport:
+    value: float | None  # the paper's Scaling over every pair of distinct amounts, in SCALING_UNIT
+    pairs: int  # pairs of points with distinct amounts: the pairs averaged
+    close_pairs: list[tuple[float, float]]  # pairs closer than the gap, each (smaller, larger) amount
+    value_without_close: float | None  # the same average over the pairs that are not close
+
+
+def scaling_unit(compute: str = "thinking_tokens") -> str:
+    """SCALING_UNIT for the compute measure in use: thinking tokens, or completion tokens."""
+    return f"accuracy percentage points per 1000 {compute.removesuffix('_tokens')} tokens"
 
 
 def within(value: float, lower: float | None, upper: float | None) -> bool:
@@ -35,6 +53,21 @@ def control(amounts: Sequence[float], bounds: Sequence[tuple[float | None, float
     return sum(within(a, lo, hi) for a, (lo, hi) in pairs) / len(pairs)
 
 
+def scaling_report(points: Sequence[tuple[float, float]], close_gap: float = CLOSE_PAIR_GAP) -> ScalingReport:
+    """Scaling (see `scaling`) with its fine print: how many pairs it averages and which are close."""
+    slopes, close, far = [], [], []
+    for (a, fa), (b, fb) in combinations(sorted(points), 2):
+        if math.isclose(a, b):
+            continue
+        slope = (fb - fa) / (b - a) * 100 * 1000
+        slopes.append(slope)
+        if b - a < close_gap * max(abs(a), abs(b)):
+            close.append((a, b))
+        else:
+            far.append(slope)
+    return ScalingReport(mean(slopes), len(slopes), close, mean(far))
+
+
 def scaling(points: Sequence[tuple[float, float]]) -> float | None:
     """Average slope over all pairs of (thinking tokens, accuracy in 0..1) points, in SCALING_UNIT.
 
@@ -42,10 +75,7 @@ def scaling(points: Sequence[tuple[float, float]]) -> float | None:
     the piecewise-linear accuracy curve between every two evaluated amounts of thinking. Pairs at the
     same amount have no slope and are skipped; fewer than two distinct amounts give None.
     """
-    slopes = [(fb - fa) / (b - a) for (a, fa), (b, fb) in combinations(sorted(points), 2) if not math.isclose(a, b)]
-    if not slopes:
-        return None
-    return sum(slopes) / len(slopes) * 100 * 1000
+    return scaling_report(points).value
 
 
 def performance(accuracies: Sequence[float]) -> float | None:

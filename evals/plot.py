@@ -1,4 +1,7 @@
-"""scaling.png: accuracy against mean thinking tokens on a log x-axis, one line per method, as in the s1 figures."""
+"""scaling.png: accuracy against mean thinking tokens on a log x-axis, one line per method, as in the s1 figures.
+
+A method whose model wrote no thinking is drawn against completion tokens, and its legend entry says so.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +20,14 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     skipped = []
     for name, method in summary["methods"].items():
         # A log axis cannot show zero thinking; such points (and unknown counts) are listed below the plot.
-        shown = [p for p in method["points"] if (p["mean_thinking_tokens"] or 0) > 0 and p["accuracy"] is not None]
+        x_of = "compute_tokens" if "compute_tokens" in (method["points"] or [{}])[0] else "mean_thinking_tokens"
+        shown = [p for p in method["points"] if (p[x_of] or 0) > 0 and p["accuracy"] is not None]
         skipped += [f"{name} {p['label']}" for p in method["points"] if p not in shown]
         if shown:
-            xs = [p["mean_thinking_tokens"] for p in shown]
+            xs = [p[x_of] for p in shown]
             ys = [100 * p["accuracy"] for p in shown]
-            ax.plot(xs, ys, marker="o", label=name)
+            label = f"{name} (x: completion tokens)" if method.get("compute") == "completion_tokens" else name
+            ax.plot(xs, ys, marker="o", label=label)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 512, not 5.12x10^2
     ax.xaxis.set_minor_formatter(NullFormatter())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from evals.metrics import CLOSE_PAIR_GAP
+
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
@@ -13,29 +15,59 @@ def _num(value: float | None, digits: int = 0) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _compute_name(method: dict[str, Any]) -> str:
+    return "completion tokens" if method.get("compute") == "completion_tokens" else "thinking tokens"
+
+
+def method_notes(methods: dict[str, Any]) -> list[str]:
+    """One line per caveat: compute measured as completion tokens, and pairs of points too close to trust."""
+    notes = []
+    for name, m in methods.items():
+        if m.get("compute") == "completion_tokens":
+            notes.append(
+                f"- **{name}**: the model wrote no thinking segment (0 thinking tokens at every point), so compute "
+                f"is measured as completion tokens per question and its Scaling is in {m['scaling_unit']}."
+            )
+        close = m.get("scaling_close_pairs") or []
+        if close:
+            shown = ", ".join(f"{a:.0f} vs {b:.0f}" for a, b in close[:3])
+            notes.append(
+                f"- **Warning, {name}**: {len(close)} of {m['scaling_pairs']} pairs of points are closer than "
+                f"{100 * CLOSE_PAIR_GAP:.0f}% in compute ({shown} tokens); their slopes can dominate Scaling. "
+                f"Over the other pairs Scaling is {_num(m['scaling_without_close_pairs'], 2)}."
+            )
+    return notes
+
+
 def render(summary: dict[str, Any]) -> str:
     lines = [
         f"# Test-time scaling: {summary['model']} on {summary['dataset']} ({summary['questions']} questions)",
         "",
-        f"Scaling is in {summary['scaling_unit']}. Control counts budgets whose mean thinking stays within the "
-        "requested min/max; n/a where no budget requests a bound. Mean thinking is per question: with several "
-        "samples (majority) it sums them.",
+        f"Scaling is the s1 paper's average slope over every pair of points, in {summary['scaling_unit']} "
+        "(the paper's Table 3 prints Scaling without a unit); *Scaling pairs* is how many pairs it averages. "
+        "Control counts budgets whose mean thinking stays within the requested min/max; n/a where no budget "
+        "requests a bound. Mean thinking is per question: with several samples (majority) it sums them. "
+        "Every sample is regraded from its stored output against this run's gold answers.",
         "",
-        "| Method | Control | Scaling | Performance | \\|A\\| |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| Method | Control | Scaling | Performance | \\|A\\| | Scaling pairs |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, m in summary["methods"].items():
         lines.append(
-            f"| {name} | {_pct(m['control'])} | {_num(m['scaling'], 2)} | {_pct(m['performance'])} | {m['budgets']} |"
+            f"| {name} | {_pct(m['control'])} | {_num(m['scaling'], 2)} | {_pct(m['performance'])} | {m['budgets']} "
+            f"| {m.get('scaling_pairs', 'n/a')} |"
         )
+    notes = method_notes(summary["methods"])
+    if notes:
+        lines += ["", *notes]
     for name, m in summary["methods"].items():
         lines += [
             "",
             f"## {name}",
             "",
             "| budget | accuracy (95% CI) | mean thinking | thinking p50 / p95 per sample | mean answer | waits "
-            "| forced ends | within |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+            f"| forced ends | within | compute ({_compute_name(m)}) |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
         ]
         for p in m["points"]:
             low, high = p["accuracy_ci95"]
@@ -44,7 +76,8 @@ def render(summary: dict[str, Any]) -> str:
                 f"| {p['label']} | {_pct(p['accuracy'])} ({_pct(low)}–{_pct(high)}) "
                 f"| {_num(p['mean_thinking_tokens'])} | {_num(p['p50_thinking_tokens'])} / "
                 f"{_num(p['p95_thinking_tokens'])} | {_num(p['mean_answer_tokens'])} "
-                f"| {_num(p['mean_waits_inserted'], 2)} | {_pct(p['forced_end_share'])} | {within} |"
+                f"| {_num(p['mean_waits_inserted'], 2)} | {_pct(p['forced_end_share'])} | {within} "
+                f"| {_num(p.get('compute_tokens'))} |"
             )
     for name, reason in summary.get("failed_methods", {}).items():
         lines += ["", f"**{name} did not run**: {reason}"]

@@ -1,9 +1,15 @@
 """Running every (question, point) of a plan against an endpoint, one JSONL row per sample.
 
-`samples.jsonl` doubles as the resume cache. A row's key hashes everything that shapes its request
-(model, prompt, method, budget, sampling settings, sample index) but not the endpoint's address, so
-a rerun with the same settings skips what is done, and a change of settings computes new rows
-instead of reusing stale ones.
+`samples.jsonl` doubles as the resume cache. A row's key hashes what shapes its *generation* (model,
+prompt, thinking budget, token bound, temperature, seed, sample index, and for rejection sampling its
+cap and tries) and nothing else: not the endpoint's address, not the method's name, not the gold
+answer or the checker. A rerun with the same settings skips what is done, a change of settings
+computes new rows, and a corrected gold answer or checker costs no request, because the summary
+regrades every row from its stored output (evals/summary.py).
+
+Majority voting draws one pool per question: the keys of sample i do not depend on the n of the
+point, so the n = 2 point votes over the first two samples of the n = 64 point (s1's maj@n over one
+pool), the pool is drawn once, and a larger n later draws only the samples it adds.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from evals.checkers import grade
+from evals.checkers import GRADER_VERSION, grade_output
 from evals.client import Endpoint, EndpointError, RequestRejected
 from evals.methods import Point
 from evals.replies import Reply, read_replies
@@ -44,14 +50,12 @@ def row_key(settings: Settings, question: Question, point: Point, sample: int) -
     shaping = {
         "model": settings.model,
         "prompt": prompt_of(question, point),
-        "method": point.method,
-        "label": point.label,
         "thinking_budget": point.thinking_budget,
-        "samples": point.samples,
         "sample": sample,
         "max_tokens": settings.max_tokens,
         "temperature": settings.sample_temperature if point.sampled else settings.temperature,
         "seed": settings.seed,
+        "rejection_cap": point.rejection_cap,
         "max_tries": settings.max_tries if point.rejection_cap is not None else None,
     }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:24]
@@ -102,8 +106,23 @@ class Runner:
         return [row_key(self.settings, question, point, i) for i in range(point.samples)]
 
     def pending(self, done: dict[str, dict[str, Any]]) -> list[tuple[Question, Point]]:
-        """Units whose rows are not all in the cache, point by point so early points finish first."""
-        return [(q, p) for p in self.points for q in self.questions if not all(k in done for k in self.keys(q, p))]
+        """Units whose rows are not all in the cache, point by point so early points finish first.
+
+        A unit whose missing rows another pending unit of the same question also draws is left out:
+        the majority points of one question share a pool, which the largest n draws once.
+        """
+        missing = {
+            (q.id, i): {k for k in self.keys(q, p) if k not in done}
+            for i, p in enumerate(self.points)
+            for q in self.questions
+        }
+        claimed: dict[str, set[str]] = {}
+        kept: set[tuple[str, int]] = set()
+        for (qid, i), keys in sorted(missing.items(), key=lambda item: -len(item[1])):
+            if keys and not keys <= claimed.setdefault(qid, set()):
+                kept.add((qid, i))
+                claimed[qid] |= keys
+        return [(q, p) for i, p in enumerate(self.points) for q in self.questions if (q.id, i) in kept]
 
     async def run(self, done: dict[str, dict[str, Any]]) -> None:
         """Compute every pending unit, appending rows as they finish; an endpoint failure stops the run."""
@@ -118,7 +137,7 @@ class Runner:
                     bar.update(1)
                     return
                 try:
-                    rows = await self._unit(question, point)
+                    rows = await self._unit(question, point, done)
                 except MethodUnsupported as e:
                     self.failed_methods.setdefault(point.method, str(e))
                 else:
@@ -137,26 +156,28 @@ class Runner:
                     task.cancel()
                 bar.close()
 
-    async def _unit(self, question: Question, point: Point) -> list[dict[str, Any]]:
+    async def _unit(self, question: Question, point: Point, done: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """The unit's rows not yet in `done` (for majority, the pool samples this n adds)."""
         keys = self.keys(question, point)
         if point.rejection_cap is not None:
             reply, latency, tries = await self._rejection(question, point, keys[0])
             return [self._row(question, point, keys[0], 0, reply, latency, 1, tries)]
-        if point.samples > 1 and self._n_supported:
+        todo = [(i, k) for i, k in enumerate(keys) if k not in done]
+        if len(todo) > 1 and self._n_supported:
             try:
                 started = time.perf_counter()
-                replies = await self._ask(question, point, request_seed(keys[0]), n=point.samples)
+                replies = await self._ask(question, point, request_seed(todo[0][1]), n=len(todo))
                 latency = time.perf_counter() - started
                 return [
                     self._row(question, point, k, i, r, latency, len(replies), 1)
-                    for i, (k, r) in enumerate(zip(keys, replies, strict=True))
+                    for (i, k), r in zip(todo, replies, strict=True)
                 ]
             except RequestRejected as e:
                 if e.param != "n" and " n " not in f" {e.message} ":
                     raise
                 self._n_supported = False  # the endpoint takes one choice per request: ask n times instead
         rows = []
-        for i, key in enumerate(keys):
+        for i, key in todo:
             started = time.perf_counter()
             (reply,) = await self._ask(question, point, request_seed(key), n=1)
             rows.append(self._row(question, point, key, i, reply, time.perf_counter() - started, 1, 1))
@@ -220,8 +241,8 @@ class Runner:
         choices: int,
         tries: int,
     ) -> dict[str, Any]:
-        # The answer is graded; a response that never left its thinking is graded on the thinking.
-        graded = grade(question.checker, question.gold, reply.answer if reply.answer.strip() else reply.thinking)
+        # Graded as written; the summary regrades from `thinking` and `answer` with the gold of its own run.
+        graded = grade_output(question.checker, question.gold, reply.answer, reply.thinking)
         report = reply.report or {}
         return {
             "key": key,
@@ -237,6 +258,7 @@ class Runner:
             "extracted": graded.extracted,
             "gold": question.gold,
             "correct": graded.correct,
+            "grader_version": GRADER_VERSION,
             "thinking_tokens": reply.thinking_tokens,
             "answer_tokens": reply.answer_tokens,
             "completion_tokens": reply.completion_tokens,

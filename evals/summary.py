@@ -1,4 +1,9 @@
-"""From sample rows to the curve points and the s1 metrics of each method (summary.json)."""
+"""From sample rows to the curve points and the s1 metrics of each method (summary.json).
+
+Every row is regraded here from its stored `thinking` and `answer` against the current run's gold
+answer and checker; the `extracted` and `correct` written into samples.jsonl when the row was made
+are never reused, so a corrected gold answer or a fixed checker changes the summary without a request.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from evals import metrics
-from evals.checkers import same_answer
+from evals.checkers import grade_output, same_answer
 from evals.methods import Point
 from evals.tasks import Question
 
@@ -19,6 +24,7 @@ def point_summary(point: Point, questions: list[Question], rows_by_question: dic
     """
     correct = 0
     per_question_thinking: list[float] = []
+    per_question_completion: list[float] = []
     samples = [r for q in questions for r in rows_by_question.get(q.id, [])]
     checker_of = {q.id: q.checker for q in questions}
     for q in questions:
@@ -33,6 +39,9 @@ def point_summary(point: Point, questions: list[Question], rows_by_question: dic
         counts = [r["thinking_tokens"] for r in rows]
         if rows and all(c is not None for c in counts):
             per_question_thinking.append(sum(counts))
+        completion = [r["completion_tokens"] for r in rows]
+        if rows and all(c is not None for c in completion):
+            per_question_completion.append(sum(completion))
     n = len(questions)
     thinking = [r["thinking_tokens"] for r in samples if r["thinking_tokens"] is not None]
     answer = [r["answer_tokens"] for r in samples if r["answer_tokens"] is not None]
@@ -51,6 +60,9 @@ def point_summary(point: Point, questions: list[Question], rows_by_question: dic
         "n": n,
         "samples_per_question": point.samples,
         "mean_thinking_tokens": mean_thinking,
+        "mean_completion_tokens": metrics.mean(per_question_completion)
+        if len(per_question_completion) == len(questions)
+        else None,
         "mean_thinking_tokens_per_sample": metrics.mean(thinking),
         "p50_thinking_tokens": metrics.percentile(thinking, 50),
         "p95_thinking_tokens": metrics.percentile(thinking, 95),
@@ -75,20 +87,43 @@ def point_summary(point: Point, questions: list[Question], rows_by_question: dic
     }
 
 
-def method_summary(points: list[dict[str, Any]]) -> dict[str, Any]:
-    """Points sorted by mean thinking tokens (unknown last), with Control, Scaling and Performance."""
-    ordered = sorted(points, key=lambda p: (p["mean_thinking_tokens"] is None, p["mean_thinking_tokens"] or 0))
-    measured = [p for p in ordered if p["mean_thinking_tokens"] is not None and p["accuracy"] is not None]
+def method_summary(points: list[dict[str, Any]], close_gap: float = metrics.CLOSE_PAIR_GAP) -> dict[str, Any]:
+    """Points sorted by compute (unknown last), with Control, Scaling (and its fine print) and Performance.
+
+    Compute is mean thinking tokens per question. Where every point thinks 0 tokens (a model that
+    writes no thinking segment) that would put every point at x = 0 and leave Scaling undefined, so
+    compute is then the completion tokens per question, and `compute` says so.
+    """
+    no_thinking = bool(points) and all(
+        p["mean_thinking_tokens"] == 0 and p["mean_completion_tokens"] is not None for p in points
+    )
+    compute = "completion_tokens" if no_thinking else "thinking_tokens"
+    for p in points:
+        p["compute_tokens"] = p["mean_completion_tokens"] if no_thinking else p["mean_thinking_tokens"]
+    ordered = sorted(points, key=lambda p: (p["compute_tokens"] is None, p["compute_tokens"] or 0))
+    measured = [p for p in ordered if p["compute_tokens"] is not None and p["accuracy"] is not None]
     bounded = [p for p in ordered if p["within_bounds"] is not None]
     sample_shares = [p["samples_within_bounds"] for p in ordered if p["samples_within_bounds"] is not None]
+    scaling = metrics.scaling_report([(p["compute_tokens"], p["accuracy"]) for p in measured], close_gap)
     return {
         "points": ordered,
+        "compute": compute,
         "control": sum(p["within_bounds"] for p in bounded) / len(bounded) if bounded else None,
         "control_samples": metrics.mean(sample_shares),
-        "scaling": metrics.scaling([(p["mean_thinking_tokens"], p["accuracy"]) for p in measured]),
+        "scaling": scaling.value,
+        "scaling_unit": metrics.scaling_unit(compute),
+        "scaling_pairs": scaling.pairs,
+        "scaling_close_pairs": [list(pair) for pair in scaling.close_pairs],
+        "scaling_without_close_pairs": scaling.value_without_close,
         "performance": metrics.performance([p["accuracy"] for p in ordered if p["accuracy"] is not None]),
         "budgets": len(ordered),
     }
+
+
+def regrade(row: dict[str, Any], question: Question) -> dict[str, Any]:
+    """The row graded from its stored output against `question`'s gold answer and checker."""
+    graded = grade_output(question.checker, question.gold, row.get("answer") or "", row.get("thinking") or "")
+    return {**row, "gold": question.gold, "extracted": graded.extracted, "correct": graded.correct}
 
 
 def summarize(
@@ -98,17 +133,21 @@ def summarize(
     keys_of: Any,
     skip_methods: set[str],
 ) -> dict[str, dict[str, Any]]:
-    """Per method, the summary of its points over the rows whose keys the current plan asks for."""
+    """Per method, the summary of its points over the rows whose keys the current plan asks for, regraded."""
     by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    regraded: dict[tuple[str, str], dict[str, Any]] = {}  # a pool row serves several majority points
     for point in points:
         if point.method in skip_methods:
             continue
         rows_by_question: dict[str, list[dict[str, Any]]] = {}
         complete = []
         for q in questions:
-            found = [rows.get(k) for k in keys_of(q, point)]
-            if all(found):
-                rows_by_question[q.id] = found  # type: ignore[assignment]
+            keys = keys_of(q, point)
+            if all(k in rows for k in keys):
+                for k in keys:
+                    if (q.id, k) not in regraded:
+                        regraded[q.id, k] = regrade(rows[k], q)
+                rows_by_question[q.id] = [regraded[q.id, k] for k in keys]
                 complete.append(q)
         if complete:
             by_method[point.method].append(point_summary(point, complete, rows_by_question))

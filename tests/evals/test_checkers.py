@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evals.checkers import extract_letter, grade
+from evals.checkers import extract_letter, grade, last_boxed
 
 AIME_RESPONSE = (
     "Let the first term be a. Then 3a + 12 = 216, so a = 68. Adding the remaining terms gives 204.\n\n"
@@ -27,6 +27,16 @@ AIME_RESPONSE = (
         ("p - q", "Hence the sum equals \\boxed{p-q}.", True),
         ("\\text{Evelyn}", "The fastest is \\boxed{\\text{Evelyn}}", True),
         ("5", "I am not sure.", False),
+        # The last final answer counts: an earlier boxed value is working, not a second answer.
+        ("14", "First I got \\boxed{12}, but I dropped a term, so \\boxed{14}", True),
+        ("12", "First I got \\boxed{12}, but I dropped a term, so \\boxed{14}", False),
+        # A stated list is one answer: it is not a 3 because it starts with one.
+        ("3", "The answer: 3, 5, 10", False),
+        ("3, 5, 10", "The answer: 3, 5, 10", True),
+        ("3", "The answer is 3 after all. Earlier I wrote the answer is 5? No.\nThe answer is 3", True),
+        # Nested braces stay inside their box.
+        ("\\frac{1}{\\sqrt{2}}", "so $x = \\boxed{\\frac{1}{\\sqrt{2}}}$ and we are done", True),
+        ("14", "**Final Answer:** 14", True),
     ],
 )
 def test_math_answers(gold: str, response: str, correct: bool) -> None:
@@ -39,6 +49,20 @@ def test_math_extracts_the_boxed_answer_as_written() -> None:
 
 
 @pytest.mark.parametrize(
+    ("response", "boxed"),
+    [
+        ("\\boxed{12} then \\boxed{\\frac{a}{b^{2}}} end", "\\frac{a}{b^{2}}"),
+        ("$\\boxed 7$ apples", "7"),
+        ("\\fbox{9}", "9"),
+        ("\\boxed{3} and then the cut-off \\boxed{1", None),  # the last box never closes: no boxed answer
+        ("no box here", None),
+    ],
+)
+def test_last_boxed_matches_braces(response: str, boxed: str | None) -> None:
+    assert last_boxed(response) == boxed
+
+
+@pytest.mark.parametrize(
     ("response", "letter"),
     [
         ("The wavelength shifts to the red, so the answer is (C).", "C"),
@@ -48,6 +72,11 @@ def test_math_extracts_the_boxed_answer_as_written() -> None:
         ("\\boxed{\\text{A}}", "A"),
         ("Comparing the options, B has the right symmetry.\n\nB", "B"),
         ("A molecule with a chiral centre cannot be achiral.", None),  # the article 'A' is not an answer
+        ("Hmm, the answer is a bit unclear from the data.", None),  # nor is the article 'a'
+        ("Comparing the energies, the answer is option B.", "B"),
+        ("Both fit, but the correct option is B", "B"),
+        ("The photon energy is \\boxed{C) 2.5 eV}", "C"),
+        ("First (A) looked right, but the answer is (b).", "B"),  # a letter in parentheses may be lower case
     ],
 )
 def test_letter_extraction(response: str, letter: str | None) -> None:

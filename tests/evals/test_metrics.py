@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from evals.checkers import same_answer
-from evals.metrics import control, majority_vote, percentile, performance, scaling, wilson_interval
+from evals.metrics import (
+    control,
+    majority_vote,
+    percentile,
+    performance,
+    scaling,
+    scaling_report,
+    scaling_unit,
+    wilson_interval,
+)
 
 
 def test_control_counts_budgets_inside_their_bounds() -> None:
@@ -72,3 +81,20 @@ def test_wilson_interval_brackets_the_proportion_and_stays_in_range() -> None:
     assert low == 0 and 0 < high < 1
     low, high = wilson_interval(5, 5)
     assert 0 < low < 1 and high == pytest.approx(1.0)
+
+
+def test_scaling_report_counts_pairs_and_flags_near_equal_amounts() -> None:
+    # 1000 vs 1001 tokens, 1.3 points apart: 0.013 per token = 1300 points per 1000 tokens, which swamps
+    # the two honest slopes 0.3 / 3000 -> 10 and 0.287 / 2999 -> 9.5698 (per 1000 tokens).
+    report = scaling_report([(1000, 0.2), (1001, 0.213), (4000, 0.5)])
+    assert report.pairs == 3
+    assert report.close_pairs == [(1000, 1001)]
+    assert report.value == pytest.approx((1300 + 10 + 9.5698) / 3, abs=1e-3)
+    assert report.value_without_close == pytest.approx((10 + 9.5698) / 2, abs=1e-3)
+
+
+def test_scaling_report_leaves_pairs_apart_alone() -> None:
+    # 1000 and 1060 are 5.7 % apart, beyond the 5 % gap; equal amounts are no pair at all.
+    report = scaling_report([(1000, 0.2), (1060, 0.3), (1060, 0.4)])
+    assert report.pairs == 2 and report.close_pairs == []
+    assert scaling_unit("completion_tokens") == "accuracy percentage points per 1000 completion tokens"

@@ -47,6 +47,6 @@ def test_majority_runs_and_budget_is_refused_clearly(
     assert all(p["n"] == 5 and 0 <= p["accuracy"] <= 1 for p in majority["points"])
 
     rows = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
-    assert len(rows) == 5 * (1 + 3)  # three choices from one n=3 request per question, stored one per row
+    assert len(rows) == 5 * 3  # one pool of three choices per question (one n=3 request), n=1 votes over the first
     assert all(r["thinking_report"] is None and r["answer"] for r in rows)
     assert (tmp_path / "summary.md").read_text().count("did not run") == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from evals.methods import Point
+from evals.metrics import SCALING_UNIT
+from evals.report import render
 from evals.summary import method_summary, point_summary
 from evals.tasks import Question
 
@@ -54,3 +56,35 @@ def test_method_summary_sorts_points_and_leaves_unbounded_ones_out_of_control() 
     # From (8 tokens, 50 %) to (50 tokens, 100 %): 50 points over 42 tokens = 1190.48 per 1000 tokens.
     assert round(summary["scaling"], 2) == 1190.48
     assert summary["performance"] == 1.0
+
+
+def test_summary_says_how_many_pairs_scaling_uses_and_warns_about_close_ones() -> None:
+    def capped(cap: int) -> Point:
+        return Point("budget", "max_thinking", cap, thinking_budget={"max_tokens": cap}, bounds=(None, cap))
+
+    # Mean thinking 1000, 1001 and 4000 tokens per question: the first two are 0.1 % apart.
+    rows_at = {
+        1000: {"q1": [row("q1", 0, "5", True, 1000)], "q2": [row("q2", 0, "1", False, 1000)]},
+        1001: {"q1": [row("q1", 0, "5", True, 1001)], "q2": [row("q2", 0, "7", True, 1001)]},
+        4000: {"q1": [row("q1", 0, "5", True, 4000)], "q2": [row("q2", 0, "7", True, 4000)]},
+    }
+    points = [point_summary(capped(c), QUESTIONS, rows) for c, rows in rows_at.items()]
+    method = method_summary(points)
+    assert method["scaling_pairs"] == 3 and method["scaling_close_pairs"] == [[1000, 1001]]
+    assert method["compute"] == "thinking_tokens"
+    table = render(
+        {
+            "model": "m",
+            "dataset": "d",
+            "questions": 2,
+            "scaling_unit": SCALING_UNIT,
+            "methods": {"budget": method},
+            "requests_sent": 0,
+            "wall_s": 0.0,
+            "output_tokens_per_second": None,
+        }
+    )
+    assert "| Method | Control | Scaling | Performance | \\|A\\| | Scaling pairs |" in table
+    assert "| 3 |" in table.splitlines()[table.splitlines().index("| --- | ---: | ---: | ---: | ---: | ---: |") + 1]
+    assert "Warning, budget" in table and "1000 vs 1001" in table and "1 of 3 pairs" in table
+    assert SCALING_UNIT in table and "without a unit" in table
