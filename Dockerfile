@@ -52,12 +52,14 @@ WORKDIR /app
 COPY pyproject.toml ./
 COPY scripts/setup.sh scripts/setup.sh
 RUN --mount=type=cache,target=/root/.cache/pip \
-    mkdir -p budget server training benchmarks \
-    && touch README.md budget/__init__.py server/__init__.py training/__init__.py benchmarks/__init__.py \
+    mkdir -p s1serve budget server training benchmarks evals \
+    && touch README.md s1serve/__init__.py budget/__init__.py server/__init__.py training/__init__.py \
+        benchmarks/__init__.py evals/__init__.py \
     && bash scripts/setup.sh
 
 # Layer 2, source. Running setup.sh again reinstalls only s1serve itself (every dependency
-# is already satisfied) and checks that vllm, server and budget import from the real source.
+# is already satisfied) and checks that vllm, server, budget and s1serve import from the real
+# source.
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/pip \
     bash scripts/setup.sh \

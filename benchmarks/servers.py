@@ -37,7 +37,16 @@ def served_model_args(model: str, name: str, engine_args: list[str]) -> list[str
 class Server:
     """One server process; `ready_path` is polled until it answers 200."""
 
-    def __init__(self, command: list[str], port: int, ready_path: str, log_path: Path, timeout: float = 900.0) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        port: int,
+        ready_path: str,
+        log_path: Path,
+        timeout: float = 900.0,
+        cpus: frozenset[int] | None = None,
+    ) -> None:
+        """`cpus`: the CPUs the server may run on, whatever this process is pinned to."""
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
@@ -50,6 +59,7 @@ class Server:
             env=dict(os.environ, PYTHONUNBUFFERED="1"),
             cwd=REPO_ROOT,
             start_new_session=True,
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
         )
         self._wait(ready_path, timeout)
 

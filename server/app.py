@@ -2,14 +2,15 @@
 
 The start-up order follows vLLM's API server: the listening port is bound first (a busy port
 fails in seconds, before any weights load), then the engine starts, then vLLM's app is built
-on the forcing engine client, with s1serve's HTTP layer (keys, drain gate, request
-translation, reports, metrics) in front and its /ready and /version routes added.
+on the forcing engine client, with s1serve's gateway (limits, keys, drain gate, budget
+translation, admission, reports, metrics) in front and its /ready and /version routes added.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import errno
 import json
 import logging
@@ -21,19 +22,23 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from budget.controller import FormatTokens
 from budget.formats import ThinkingFormat, detect_format, get_format
+from budget.rounds import FormatTokens
 from server import __version__
-from server.budget_fields import EffortBudgets
-from server.budget_middleware import HttpConfig, HttpLayer
-from server.forcing_client import Codec, ForcingEngineClient
-from server.limits import LimitSettings
+from server.engine.client import ForcingEngineClient
+from server.engine.rounds import Codec
+from server.http.admission import LimitSettings
+from server.http.budget_fields import EffortBudgets
+from server.http.gateway import GatewayState, HttpConfig
+from server.http.lifecycle import Lifecycle, watch
+from server.http.metrics import Metrics
+from server.http.openapi import document_openapi
+from server.http.routes import unserved_routes
 
 logger = logging.getLogger("s1serve")
 
 REASONING_PLUGIN = str(Path(__file__).with_name("reasoning_parsers.py"))
-MIDDLEWARE = "server.budget_middleware.BudgetMiddleware"  # vLLM adds --middleware entries last, outermost last
-LIMITS_MIDDLEWARE = "server.limits.LimitsMiddleware"  # outside BudgetMiddleware: limits apply before it reads a body
+GATEWAY = "server.http.gateway.Gateway"  # vLLM adds --middleware entries last: outermost
 
 
 @dataclass
@@ -50,6 +55,8 @@ class S1Options:
     budget_profile: str = "exact"
     forcing_path: str = "auto"
     limits: LimitSettings = field(default_factory=LimitSettings)
+    admin_routes: bool = False  # serve vLLM's administrative routes (behind a key when keys are set)
+    uncovered_routes: tuple[str, ...] = ()  # generating vLLM routes to serve outside the gateway anyway
 
 
 def enable_logs() -> None:
@@ -127,23 +134,21 @@ def _template_opens_thinking(client: ForcingEngineClient) -> bool:
     return str(text).rstrip().endswith(client.tokens.fmt.start)
 
 
-def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, served: str) -> None:
-    """s1serve's routes and HTTP layer on vLLM's app."""
+def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, served: str) -> GatewayState:
+    """s1serve's routes on vLLM's app, and the gateway's state (its watcher started)."""
     from prometheus_client import REGISTRY
 
-    from server.metrics import Metrics
+    from server import vllm_compat
 
-    metrics = Metrics(served, registry=REGISTRY)
-    config = HttpConfig(
-        served_model_name=served,
-        efforts=options.efforts,
-        api_keys=options.api_keys,
-        protect_metrics=options.protect_metrics,
-        log_requests=options.log_requests,
-        log_json=options.log_json,
-        opener_tokens=0 if _template_opens_thinking(client) else len(client.tokens.start_ids),
+    vllm_compat.remove_routes(app, {"/version", "/metrics"})
+    left_out = unserved_routes(
+        ((getattr(r, "path", ""), set(getattr(r, "methods", None) or ())) for r in app.router.routes),
+        admin=options.admin_routes,
+        uncovered=options.uncovered_routes,
     )
-    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in ("/version", "/metrics")]
+    vllm_compat.remove_routes(app, set(left_out))
+    for path, why in sorted(left_out.items()):
+        logger.info("not serving %s: %s", path, why)
 
     @app.get("/metrics")
     async def metrics_endpoint(request: Request) -> Response:
@@ -152,9 +157,8 @@ def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, serve
         from prometheus_client.openmetrics.exposition import ALLOWUTF8
         from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
         from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-        from vllm.v1.metrics.prometheus import get_prometheus_registry
 
-        registry = get_prometheus_registry()
+        registry = vllm_compat.get_prometheus_registry()
         if "application/openmetrics-text" in request.headers.get("accept", ""):
             # vLLM's names hold a colon, valid in OpenMetrics; the default escaping would rename them.
             return Response(generate_openmetrics(registry, escaping=ALLOWUTF8), media_type=OPENMETRICS_TYPE)
@@ -169,63 +173,54 @@ def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, serve
 
     @app.get("/version")
     async def version(request: Request) -> dict[str, Any]:
-        import vllm
-
         return {
             "version": __version__,
-            "vllm": vllm.__version__,
+            "vllm": vllm_compat.VLLM_VERSION,
             "thinking_format": client.tokens.fmt.name,
             "forcing": client.forcing_path,
+            "forcing_reason": client.forcing_reason,
         }
 
-    app.state.s1_http = HttpLayer(config=config, metrics=metrics, gate=client)
-
-
-def install_limits(app: FastAPI, client: ForcingEngineClient, options: S1Options) -> Any:
-    """The limits layer on the app's state, its watcher (engine death, drain deadline), OpenAPI notes."""
-    import dataclasses
-
-    from server.limits import LimitsLayer, document_openapi, watch
-
-    settings = dataclasses.replace(
+    config = HttpConfig(
+        served_model_name=served,
+        efforts=options.efforts,
+        api_keys=options.api_keys,
+        protect_metrics=options.protect_metrics,
+        log_requests=options.log_requests,
+        log_json=options.log_json,
+        opener_tokens=0 if _template_opens_thinking(client) else len(client.tokens.start_ids),
+        budget_profile=options.budget_profile,
+    )
+    limits = dataclasses.replace(
         options.limits,
         max_model_len=client.max_model_len,
         vocab_size=client.model_config.get_vocab_size(),
         max_chars_per_token=int(getattr(client.codec.tokenizer, "max_chars_per_token", 0) or 0),
         drain_timeout=options.drain_timeout,
     )
-    layer = LimitsLayer(settings=settings, engine=client)
-    scheduler = client.vllm_config.scheduler_config
-    if scheduler.max_num_queued_reqs is not None or scheduler.max_num_queued_tokens is not None:
-        # vLLM's queue limits (--max-num-queued-reqs/-tokens) count engine requests, and each
-        # forced round is one: AsyncLLM checks them again for every request it adds. A forced
-        # request is admitted by the serving layer's check, made before its response starts;
-        # its rounds skip the per-request one, so it is never refused between rounds.
-        check = client._engine.check_admission
-
-        def check_unless_round(n: int = 1, request_id: str | None = None) -> None:
-            if request_id is not None and client.owns(request_id):
-                return
-            check(n, request_id)
-
-        client._engine.check_admission = check_unless_round
-    app.state.s1_limits = layer
-    app.state.s1_limits_watch = asyncio.get_running_loop().create_task(watch(layer, app.state))
-    document_openapi(app, bool(options.api_keys), settings)
-    return layer
+    lifecycle = Lifecycle(engine=client, drain_timeout=options.drain_timeout)
+    state = GatewayState(config=config, limits=limits, metrics=Metrics(served, registry=REGISTRY), lifecycle=lifecycle)
+    if vllm_compat.queue_limits_set(client):
+        client.exempt_rounds_from_queue_check()
+    app.state.s1_gateway = state
+    app.state.s1_watch = asyncio.get_running_loop().create_task(watch(lifecycle, app.state))
+    return state
 
 
 async def run_server(args: argparse.Namespace, options: S1Options) -> None:
     """vLLM's single-process API server, with the forcing engine client in the engine's place."""
-    from vllm.entrypoints.launchers.api_server.app_state import init_app_state
-    from vllm.entrypoints.launchers.api_server.entry import build_async_engine_client
-    from vllm.entrypoints.launchers.app import build_app
-    from vllm.entrypoints.launchers.launcher import serve_http, setup_server
-    from vllm.entrypoints.launchers.utils.server_utils import get_uvicorn_log_config
+    from server.vllm_compat import (
+        build_app,
+        build_async_engine_client,
+        get_uvicorn_log_config,
+        init_app_state,
+        serve_http,
+        setup_server,
+    )
 
     fmt = resolve_format(options.thinking_format, args.model, _chat_template(args))
     choose_reasoning_parser(args, fmt)
-    args.middleware = [*args.middleware, MIDDLEWARE, LIMITS_MIDDLEWARE]
+    args.middleware = [*args.middleware, GATEWAY]
     try:
         listen_address, sock = setup_server(args, reuse_port=False)
     except OSError as e:
@@ -249,10 +244,10 @@ async def run_server(args: argparse.Namespace, options: S1Options) -> None:
         supported_tasks = await engine.get_supported_tasks()
         app = build_app(args, supported_tasks, engine.model_config)
         served = (args.served_model_name or [args.model])[0]
-        install(app, client, options, served)
+        state = install(app, client, options, served)
         await init_app_state(client, app.state, args, supported_tasks)
         enable_logs()
-        limits = install_limits(app, client, options)
+        document_openapi(app, bool(options.api_keys), state.limits, options.protect_metrics)
         logger.info(
             "serving %s: thinking format %s, reasoning parser %s, forcing by %s (%s), context %d",
             served,
@@ -284,11 +279,11 @@ async def run_server(args: argparse.Namespace, options: S1Options) -> None:
             h11_max_header_count=args.h11_max_header_count,
             **kwargs,
         )
-        limits.died()  # read while the engine client is still open
+        state.lifecycle.died()  # read while the engine client is still open
     try:
         await shutdown_task
     finally:
         sock.close()
         await asyncio.sleep(0)
-    if limits.died():
+    if state.lifecycle.died():
         raise SystemExit("s1serve: the engine stopped unexpectedly")  # exit status 1 for the supervisor

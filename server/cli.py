@@ -68,6 +68,26 @@ def add_s1serve_flags(parser: argparse.ArgumentParser) -> None:
         "(defaults: minimal=256 low=1024 medium=4096 high=16384 xhigh=32768 max=none; none disables thinking)",
     )
     group.add_argument(
+        "--enable-admin-routes",
+        action="store_true",
+        help="serve vLLM's administrative routes (/scale_elastic_ep, /pause, /sleep, ...; behind a key when keys "
+        "are set); off by default",
+    )
+    group.add_argument(
+        "--serve-uncovered-route",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="serve a vLLM route that generates outside s1serve's admission, drain gate, budgets and metrics "
+        "(/v1/chat/completions/batch, /generative_scoring, /inference/v1/generate, /v1/systemone, /v1/decisions); "
+        "repeatable; off by default",
+    )
+    group.add_argument(
+        "--allow-untested-vllm",
+        action="store_true",
+        help="start on a vLLM release s1serve was not checked against (also S1SERVE_ALLOW_UNTESTED_VLLM=1)",
+    )
+    group.add_argument(
         "--drain-timeout",
         type=float,
         default=30.0,
@@ -145,8 +165,7 @@ def help_parser() -> argparse.ArgumentParser:
 
 def serve_parser() -> Any:
     """vLLM's own `serve` flags (frontend and engine), with s1serve's group first."""
-    from vllm.entrypoints.launchers.cli_args import make_arg_parser
-    from vllm.utils.argparse_utils import FlexibleArgumentParser
+    from server.vllm_compat import FlexibleArgumentParser, make_arg_parser
 
     parser = FlexibleArgumentParser(prog="s1serve serve", description=SERVE_DESCRIPTION)
     add_s1serve_flags(parser)
@@ -184,9 +203,8 @@ def print_serve_help(parser: Any = None) -> None:
 
 def apply_cpu_defaults(args: argparse.Namespace, explicit: set[str]) -> None:
     """The default model and the CPU backend's defaults, for flags the user did not give."""
-    from vllm.platforms import current_platform
-
     from server.default_model import SERVED_NAME, ensure_default_model
+    from server.vllm_compat import current_platform
 
     if getattr(args, "model_tag", None):
         args.model = args.model_tag
@@ -239,7 +257,7 @@ def limit_settings(args: argparse.Namespace) -> Any:
     counts it, makes overflow a 429 before any response starts. An explicit
     --max-queued-requests wins.
     """
-    from server.limits import LimitSettings
+    from server.http.admission import LimitSettings
 
     engine_queue = getattr(args, "max_num_queued_reqs", None) or 0
     derived = not args.max_queued_requests and engine_queue > 0
@@ -256,12 +274,16 @@ def serve(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print_serve_help()  # s1serve's groups only: vLLM is not imported (--help=all etc. go to vLLM's parser)
         return 0
+    from server.vllm_touch_points import installed_version, untested_vllm
+
+    refusal = untested_vllm(installed_version(), allow="--allow-untested-vllm" in argv)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 2
     parser = serve_parser()
     args = parser.parse_args(argv)
-    from vllm.entrypoints.launchers.cli_args import validate_parsed_serve_args
-    from vllm.logger import configure_logging_from_args
-
-    from server.budget_fields import EffortBudgets
+    from server.http.budget_fields import EffortBudgets
+    from server.vllm_compat import configure_logging_from_args, validate_parsed_serve_args
 
     configure_logging_from_args(args)
     keys = list(args.api_key or [])
@@ -296,6 +318,8 @@ def serve(argv: list[str]) -> int:
         budget_profile=args.budget_profile,
         forcing_path=args.forcing_path,
         limits=limit_settings(args),
+        admin_routes=args.enable_admin_routes,
+        uncovered_routes=tuple(args.serve_uncovered_route),
     )
     uvloop.run(run_server(args, options))
     return 0

@@ -13,13 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from vllm.entrypoints.generate.base.protocol import DeltaMessage
-from vllm.reasoning import ReasoningParser, ReasoningParserManager
-
 from budget.formats import S1, THINK, ThinkingFormat
 from budget.splitter import partial_suffix
-
-BUDGET_XARG = "s1serve_budget"  # the key s1serve's request translation puts a budget under
+from server.engine.xargs import BUDGET_KEY, FORCED_KEY
+from server.vllm_compat import DeltaMessage, ReasoningParser, ReasoningParserManager
 
 
 def _rfind(ids: Sequence[int], sub: Sequence[int]) -> int:
@@ -91,7 +88,7 @@ class FormatReasoningParser(ReasoningParser):
     # -- text --------------------------------------------------------------------------------------
     def _starts_thinking(self, request: Any) -> bool:
         xargs = getattr(request, "vllm_xargs", None) or {}
-        return self._opened or BUDGET_XARG in xargs
+        return self._opened or BUDGET_KEY in xargs or FORCED_KEY in xargs
 
     def extract_reasoning(self, model_output: str, request: Any) -> tuple[str | None, str | None]:
         fmt = self.fmt

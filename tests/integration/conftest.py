@@ -8,6 +8,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.cpus import off_the_engine_cpu
 from tests.integration.server_process import ServerProcess
 
 # An explicit KV cache size skips the CPU backend's warm-up pass and memory probing: faster, steadier starts.
@@ -61,3 +62,10 @@ def smol_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 @pytest.fixture(scope="session")
 def smol(smol_server: ServerProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{smol_server.base_url}/v1", api_key="unused", max_retries=0, timeout=300)
+
+
+@pytest.fixture(autouse=True)
+def _client_off_the_engine_cpu() -> Iterator[None]:
+    """The test process leaves the engine's core to the engine (tests/cpus.py)."""
+    with off_the_engine_cpu():
+        yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.servers import S1SERVE, Server, free_port, loopback_command
+from tests.cpus import ALL_CPUS
 
 
 class ServerProcess(Server):
@@ -12,4 +13,5 @@ class ServerProcess(Server):
 
     def __init__(self, args: list[str], log_path: Path, timeout: float = 600.0) -> None:
         port = free_port()
-        super().__init__(loopback_command(S1SERVE, port, args), port, "/ready", log_path, timeout)
+        # Every CPU, even when the test process is pinned off the engine's core (tests/cpus.py).
+        super().__init__(loopback_command(S1SERVE, port, args), port, "/ready", log_path, timeout, cpus=ALL_CPUS)

@@ -384,3 +384,34 @@ def test_grace_tokens_extend_the_cap_and_stream_as_they_are_returned(tiny: opena
     reasoning, content, reports, _ = _stream_text(chat(tiny, max_tokens=60, stream=True, extra_body=budget))
     assert reasoning[0] == full.choices[0].message.model_extra["reasoning_content"]  # trimmed grace text only
     assert content[0] == full.choices[0].message.content and reports[0] == report
+
+
+def test_invocations_pass_the_gateway_and_uncovered_routes_are_not_served(tiny_server: ServerProcess) -> None:
+    """SageMaker's /invocations speaks chat (or completions) under the same budgets, reports and
+    metrics; vLLM routes that would generate outside them, and its admin routes, are 404."""
+    from tests.metrics.scrape import parse, total
+
+    url = tiny_server.base_url
+
+    def counted() -> float:
+        return total(
+            parse(httpx.get(f"{url}/metrics", timeout=10).text), "s1serve_requests_total", endpoint="invocations"
+        )
+
+    before = counted()
+    body = {
+        "messages": MESSAGES,
+        "max_tokens": 60,
+        "temperature": 0,
+        "thinking_budget": {"max_tokens": 7, "min_tokens": 7},
+    }
+    r = httpx.post(f"{url}/invocations", json=body, timeout=120)
+    assert r.status_code == 200
+    choice = r.json()["choices"][0]
+    assert choice["thinking"]["thinking_tokens"] == 7 and choice["message"]["content"].startswith("Final Answer:")
+    r = httpx.post(f"{url}/invocations", json={**body, "thinking_budget": {"max_tokens": "lots"}}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "thinking_budget.max_tokens"
+    assert counted() == before + 2
+    for path in ("/v1/systemone", "/v1/chat/completions/batch", "/generative_scoring", "/scale_elastic_ep"):
+        assert httpx.post(f"{url}{path}", json={}, timeout=10).status_code == 404, path
+    assert "/v1/systemone" not in httpx.get(f"{url}/openapi.json", timeout=10).json()["paths"]

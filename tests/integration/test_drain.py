@@ -63,14 +63,20 @@ def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path)
     started.wait(timeout=120)  # every stream has its first chunk
     signalled = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.2)  # the streams are far from done: the probes run while they drain
-    # New work is refused with 503 and Retry-After while in-flight work drains.
+    # The drain begins as soon as the server handles the signal: /ready says so first. The
+    # probes follow at once, while the streams (about 2 s of decoding together) still run.
+    deadline = signalled + 5
+    while probe.get("/ready").status_code != 503:
+        assert time.monotonic() < deadline, "/ready never reported the drain"
+    # New work is refused with 503 and Retry-After while in-flight work drains; SageMaker's
+    # /invocations generates too, and passes the same drain gate.
+    invocation = probe.post("/invocations", json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 2})
     refused = probe.post(
         "/v1/chat/completions",
         json={"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2},
     )
     assert refused.status_code == 503 and refused.headers["retry-after"]
-    assert probe.get("/ready").status_code == 503
+    assert invocation.status_code == 503 and invocation.headers["retry-after"]
     probe.close()
     for t in threads:
         t.join(timeout=120)

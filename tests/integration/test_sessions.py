@@ -21,8 +21,10 @@ from transformers import AutoTokenizer
 from budget.controller import FormatTokens
 from budget.formats import S1, THINK, ThinkingFormat
 from budget.spec import parse_thinking_budget
-from server.budget_fields import BUDGET_KEY, spec_to_json
-from server.forcing_client import Codec, ForcingEngineClient, RequestRecord, current_record
+from server.engine.client import ForcingEngineClient
+from server.engine.records import RequestRecord, current_record
+from server.engine.rounds import Codec
+from server.engine.xargs import BUDGET_KEY, spec_to_json
 from tests.oracle.results import oracle_results
 from tests.oracle.run import CASE_NAMES, ENGINE, MESSAGES
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.cpus import off_the_engine_cpu
 from tests.integration.conftest import ENGINE_ARGS
 from tests.integration.server_process import ServerProcess
 
@@ -48,3 +49,10 @@ def tokenizer(tiny_model: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(tiny_model))
+
+
+@pytest.fixture(autouse=True)
+def _client_off_the_engine_cpu() -> Iterator[None]:
+    """The test process leaves the engine's core to the engine (tests/cpus.py)."""
+    with off_the_engine_cpu():
+        yield

@@ -1,9 +1,9 @@
 """s1serve's budget controller driven by plain `vllm.LLM.generate` rounds, one choice at a time.
 
 A test-side round executor: it does what the server's engine client does with the controller's
-Actions (continue `prompt + context_ids`, apply each Round's limits, stops and sampling
-overrides, report the end attempt), without HTTP, so the controller's token ids can be compared
-with the harness port on the same engine.
+Actions (continue `prompt + context_ids`, with each round's params from the server's own
+`round_params`, report the end attempt), without HTTP, so the controller's token ids can be
+compared with the harness port on the same engine.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from budget.controller import EndAttempt, FormatTokens, ThinkingController
 from budget.spec import BudgetSpec
-from server.forcing_client import Codec
+from server.engine.rounds import Codec, round_params
 
 
 @dataclass
@@ -38,27 +38,17 @@ def drive(
     """Run one forced choice. `prompt_ids` is the chat prompt without the thinking opener."""
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
+    from vllm.sampling_params import RequestOutputKind
 
     codec = Codec(llm.get_tokenizer())
     prompt = list(prompt_ids) + list(tokens.start_ids)
     ctl = ThinkingController(spec, tokens, codec, total_limit, prompt_tokens=len(prompt), default_profile=profile)
     action = ctl.start()
     rounds: list[dict[str, Any]] = []
+    request = SamplingParams(skip_special_tokens=False, **base)
     while action.round is not None:
         rnd = action.round
-        params = {**base, **dict(rnd.sampling)}
-        if rnd.segment == "thinking":
-            sp = SamplingParams(
-                max_tokens=rnd.max_tokens,
-                min_tokens=rnd.min_tokens,
-                stop_token_ids=list(rnd.stop_token_ids) or None,
-                stop=list(rnd.stop) or None,
-                bad_words=list(rnd.bad_words) or None,
-                skip_special_tokens=False,
-                **params,
-            )
-        else:
-            sp = SamplingParams(max_tokens=rnd.max_tokens, skip_special_tokens=False, **params)
+        sp = round_params(request, rnd, 0, len(rounds), output_kind=RequestOutputKind.FINAL_ONLY)
         out = llm.generate([TokensPrompt(prompt_token_ids=prompt + ctl.context_ids)], sp, use_tqdm=False)[0].outputs[0]
         attempt = None
         if rnd.segment == "thinking" and out.finish_reason == "stop":

@@ -9,15 +9,15 @@ import pytest
 from budget.formats import S1, THINK, detect_format
 from budget.spec import BudgetError, BudgetSpec
 from budget.splitter import TriggerHoldback
-from server.budget_fields import BUDGET_KEY, EffortBudgets, resolve_budget, spec_from_extra_args, spec_to_json
+from server.engine.xargs import BUDGET_KEY, FORCED_KEY, spec_from_extra_args, spec_to_json
+from server.http.budget_fields import EffortBudgets, resolve_budget
 
 EFFORTS = EffortBudgets.parse("low=10,high=300")
 
 
 def spec_of(endpoint: str = "chat", **fields) -> BudgetSpec | None:  # noqa: ANN003
     body = {"messages": [{"role": "user", "content": "x"}], **fields}
-    budget = resolve_budget(body, endpoint, EFFORTS)
-    return None if budget is None else budget.spec
+    return resolve_budget(body, endpoint, EFFORTS)
 
 
 def test_no_fields_is_plain_generation() -> None:
@@ -37,13 +37,16 @@ def test_no_fields_is_plain_generation() -> None:
         ({"thinking_token_budget": 7}, BudgetSpec(max_tokens=7)),
         ({"thinking": {"type": "enabled", "budget_tokens": 7}}, BudgetSpec(max_tokens=7)),
         ({"thinking": {"type": "disabled"}}, BudgetSpec.disabled()),
-        ({"reasoning_effort": "low"}, BudgetSpec(max_tokens=10)),
-        ({"reasoning_effort": "medium"}, BudgetSpec(max_tokens=4096)),  # unset levels keep the defaults
-        ({"reasoning_effort": "high"}, BudgetSpec(max_tokens=300)),
+        ({"reasoning_effort": "low"}, BudgetSpec(max_tokens=10, fit_to_context=True)),
+        (
+            {"reasoning_effort": "medium"},
+            BudgetSpec(max_tokens=4096, fit_to_context=True),
+        ),  # unset levels keep the defaults
+        ({"reasoning_effort": "high"}, BudgetSpec(max_tokens=300, fit_to_context=True)),
         ({"reasoning_effort": "none"}, BudgetSpec.disabled()),
-        ({"reasoning_effort": "minimal"}, BudgetSpec(max_tokens=256)),
-        ({"reasoning_effort": "xhigh"}, BudgetSpec(max_tokens=32768)),
-        ({"reasoning_effort": "max"}, BudgetSpec(max_tokens=None)),
+        ({"reasoning_effort": "minimal"}, BudgetSpec(max_tokens=256, fit_to_context=True)),
+        ({"reasoning_effort": "xhigh"}, BudgetSpec(max_tokens=32768, fit_to_context=True)),
+        ({"reasoning_effort": "max"}, BudgetSpec(max_tokens=None, fit_to_context=True)),
     ],
 )
 def test_every_spelling_maps_to_one_spec(fields: dict, expected: BudgetSpec) -> None:
@@ -84,19 +87,19 @@ def test_malformed_fields_are_rejected_naming_the_field(fields: dict, param: str
 
 def test_spellings_leave_the_body_but_effort_stays_for_the_template() -> None:
     body = {"messages": [], "thinking_budget": 5, "max_tokens": 9}
-    assert resolve_budget(body, "chat", EFFORTS).spec == BudgetSpec(max_tokens=5)
-    assert body == {"messages": [], "max_tokens": 9}
+    assert resolve_budget(body, "chat", EFFORTS) == BudgetSpec(max_tokens=5)
+    assert body == {"messages": [], "max_tokens": 9, "vllm_xargs": {FORCED_KEY: 1}}
     body = {"messages": [], "reasoning_effort": "low"}
-    assert resolve_budget(body, "chat", EFFORTS).spec == BudgetSpec(max_tokens=10)
+    assert resolve_budget(body, "chat", EFFORTS) == BudgetSpec(max_tokens=10, fit_to_context=True)
     assert body["reasoning_effort"] == "low"
 
 
 def test_anthropic_thinking_on_messages_names_budget_tokens_and_keeps_disabled() -> None:
     body = {"thinking": {"type": "enabled", "budget_tokens": 12}}
-    assert resolve_budget(body, "messages", EFFORTS).spec == BudgetSpec(max_tokens=12)
+    assert resolve_budget(body, "messages", EFFORTS) == BudgetSpec(max_tokens=12)
     assert "thinking" not in body  # vLLM would apply its own budget and its 1024-token minimum
     body = {"thinking": {"type": "disabled"}}
-    assert resolve_budget(body, "messages", EFFORTS).spec == BudgetSpec.disabled()
+    assert resolve_budget(body, "messages", EFFORTS) == BudgetSpec.disabled()
     assert body["thinking"] == {"type": "disabled"}  # the template still hears it
     with pytest.raises(BudgetError) as err:
         resolve_budget({"thinking": {"type": "enabled", "budget_tokens": -3}}, "messages", EFFORTS)
@@ -105,7 +108,7 @@ def test_anthropic_thinking_on_messages_names_budget_tokens_and_keeps_disabled()
 
 def test_responses_reasoning_effort_is_a_spelling() -> None:
     budget = resolve_budget({"reasoning": {"effort": "low"}}, "responses", EFFORTS)
-    assert budget.spec == BudgetSpec(max_tokens=10) and budget.fit_to_context
+    assert budget == BudgetSpec(max_tokens=10, fit_to_context=True)
     with pytest.raises(BudgetError) as err:
         resolve_budget({"reasoning": {"effort": "low"}, "thinking_budget": 3}, "responses", EFFORTS)
     assert "reasoning.effort" in err.value.message

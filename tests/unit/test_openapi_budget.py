@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import copy
+import re
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 import pytest
 
 from budget.controller import ThinkingReport
-from budget.spec import REQUEST_KEYS, SAMPLING_RANGES, BudgetError, parse_thinking_budget
-from server.openapi_budget import (
-    BUDGET_KEY_SCHEMAS,
-    REPORT_PROPERTIES,
-    document_budget,
-    sampling_schema,
-    thinking_budget_schema,
-    thinking_report_schema,
-)
+from budget.schema import key_schema, sampling_schema, thinking_budget_schema
+from budget.spec import REQUEST_KEYS, SAMPLING_RANGES, BudgetError, BudgetSpec, declared, parse_thinking_budget
+from server.http.openapi import REPORT_PROPERTIES, document_budget, thinking_report_schema
+
+DOCS_API = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def accepted(value: Any) -> bool:
@@ -29,10 +27,41 @@ def accepted(value: Any) -> bool:
 
 
 def test_every_key_of_the_budget_object_is_documented() -> None:
-    assert set(BUDGET_KEY_SCHEMAS) == set(REQUEST_KEYS)
     budget_object = next(b for b in thinking_budget_schema()["anyOf"] if b.get("type") == "object")
     assert list(budget_object["properties"]) == list(REQUEST_KEYS)
     assert set(sampling_schema()["properties"]) == set(SAMPLING_RANGES)
+
+
+def test_one_declaration_gives_the_keys_the_schema_and_the_docs_table() -> None:
+    """BudgetSpec's fields are the one source: the accepted keys, each key's schema (with the
+    field's own default and description) and the docs table's rows all follow from them."""
+    request_fields = [f for f in declared() if f.metadata["key"].request]
+    assert list(REQUEST_KEYS) == [f.name for f in request_fields]
+    for f in request_fields:
+        schema = key_schema(f.name)
+        assert schema["description"] == f.metadata["key"].description
+        if "default" in schema:
+            assert schema["default"] == f.default
+            assert getattr(parse_thinking_budget({f.name: f.default}), f.name) == f.default
+    flags = {f.name for f in declared()} - set(REQUEST_KEYS)
+    assert flags == {"enabled", "fit_to_context"}  # set by other spellings and the server only
+    for flag in flags:
+        with pytest.raises(BudgetError) as err:
+            parse_thinking_budget({flag: True})
+        assert err.value.param == f"thinking_budget.{flag}"
+    documented = set(re.findall(r"^\| `thinking_budget\.(\w+)`", DOCS_API.read_text(), re.MULTILINE))
+    assert documented == set(REQUEST_KEYS), "docs/api.md's table lists exactly the declared keys"
+
+
+def test_a_spec_names_the_field_the_client_sent_in_every_error() -> None:
+    names = {"max_tokens": "max_thinking_tokens", "min_tokens": "min_thinking_tokens"}
+    spec = BudgetSpec(max_tokens=50, names=names)
+    with pytest.raises(BudgetError) as err:
+        spec.check_context(10)
+    assert err.value.param == "max_thinking_tokens" and "thinking_budget" not in err.value.message
+    with pytest.raises(BudgetError) as err:
+        BudgetSpec(max_tokens=3, min_tokens=4, names=names)
+    assert err.value.param == "min_thinking_tokens" and "max_thinking_tokens (3)" in err.value.message
 
 
 @pytest.mark.parametrize("key", list(SAMPLING_RANGES))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from vllm.v1.engine import EngineCoreEvent, EngineCoreEventType
 from vllm.v1.metrics.stats import IterationStats, RequestStateStats
 
-from server.session_stats import keep_first_timestamps
+from server.vllm_compat import keep_first_timestamps
 
 
 class _NoLoRA:

@@ -1,23 +1,20 @@
 """Request translation: every budget spelling a client may send becomes one BudgetSpec.
 
-The spec travels to the forcing engine client inside vLLM's `vllm_xargs` (as
-`s1serve_budget`, a JSON string), so vLLM's serving layer carries it untouched into the
-sampling params' `extra_args`. The spellings are removed from the body, so vLLM never sees a
-budget field it would apply on its own (its `thinking_token_budget`) or reject (Anthropic's
-1024-token minimum).
+The gateway takes the spellings out of the body, so vLLM never sees a budget field it would
+apply on its own (its `thinking_token_budget`) or reject (Anthropic's 1024-token minimum), and
+hands the spec to the engine client through the request's record. Each spelling is read
+here and validated once, by the spec's construction, with every value named as the client
+sent it.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from budget.spec import BudgetError, BudgetSpec
-
-BUDGET_KEY = "s1serve_budget"
-FIT_KEY = "s1serve_budget_fit"  # 1: the cap came from a level and shrinks to fit the context
+from budget.spec import REQUEST_FIELD, BudgetError, BudgetSpec, budget_from, parse_thinking_budget
+from server.engine.xargs import BUDGET_KEY, FORCED_KEY, spec_from_json
 
 # reasoning_effort levels as vLLM and OpenAI send them; `none` turns thinking off.
 EFFORT_LEVELS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
@@ -29,6 +26,8 @@ DEFAULT_EFFORT_CAPS: dict[str, int | None] = {
     "xhigh": 32768,
     "max": None,  # no cap: the context is the limit
 }
+# The body fields a budget may be spelled in (besides vllm_xargs.s1serve_budget), as published.
+FLAT_FIELDS = ("thinking_budget", "max_thinking_tokens", "min_thinking_tokens", "thinking_token_budget")
 
 
 @dataclass(frozen=True)
@@ -50,75 +49,62 @@ class EffortBudgets:
             caps[key] = None if value == "none" else int(value)
         return cls(caps)
 
-    def spec(self, level: str) -> BudgetSpec:
+    def spec(self, level: str, source: str = "reasoning_effort", default_profile: str | None = None) -> BudgetSpec:
+        """A level's budget; its cap shrinks to fit the context (a level, not a number)."""
+        names = {"max_tokens": source}
         if level == "none":
-            return BudgetSpec.disabled()
-        return BudgetSpec(max_tokens=self.caps[level])
+            return budget_from({"max_tokens": 0, "enabled": False}, names, default_profile=default_profile)
+        values = {"max_tokens": self.caps[level], "fit_to_context": True}
+        return budget_from(values, names, default_profile=default_profile)
 
 
-# The body keys each endpoint may carry a budget in (besides vllm_xargs.s1serve_budget).
-FLAT_FIELDS = ("thinking_budget", "max_thinking_tokens", "min_thinking_tokens", "thinking_token_budget")
-
-
-def _int_field(body: Mapping[str, Any], name: str) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
+def _integer(value: Any, name: str) -> int | None:
+    """A spelling that takes integers only (the spec's cap also takes "auto")."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise BudgetError(name, f"{name} must be an integer")
-    if value < 0:
-        raise BudgetError(name, f"{name} must be >= 0, got {value}")
     return value
 
 
-def _thinking_budget(value: Any) -> BudgetSpec:
-    from budget.spec import parse_thinking_budget
-
-    return parse_thinking_budget(value)
-
-
-def _anthropic_thinking(value: Any, param: str) -> BudgetSpec:
+def _anthropic_thinking(value: Any, param: str, default_profile: str | None) -> BudgetSpec:
     if not isinstance(value, Mapping):
         raise BudgetError(param, f"{param} must be an object with a type")
     kind = value.get("type")
+    name = f"{param}.budget_tokens"
     if kind == "disabled":
-        return BudgetSpec.disabled()
+        return budget_from({"max_tokens": 0, "enabled": False}, {"max_tokens": name}, default_profile=default_profile)
     if kind == "enabled":
         budget = value.get("budget_tokens")
-        name = f"{param}.budget_tokens"
         if budget is None:
             raise BudgetError(name, f"{name} is required when {param}.type is 'enabled'")
-        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
-            raise BudgetError(name, f"{name} must be a non-negative integer")
-        return BudgetSpec(max_tokens=budget)
+        _integer(budget, name)
+        return budget_from({"max_tokens": budget}, {"max_tokens": name}, default_profile=default_profile)
     if kind == "adaptive":
-        return BudgetSpec()
+        return budget_from({}, {}, default_profile=default_profile)
     raise BudgetError(f"{param}.type", f"{param}.type must be 'enabled', 'disabled' or 'adaptive', got {kind!r}")
 
 
-@dataclass(frozen=True)
-class RequestBudget:
-    """A request's budget; `fit_to_context` when it came from a level rather than a number."""
-
-    spec: BudgetSpec
-    fit_to_context: bool = False
-
-
-def resolve_budget(body: MutableMapping[str, Any], endpoint: str, efforts: EffortBudgets) -> RequestBudget | None:
+def resolve_budget(
+    body: MutableMapping[str, Any],
+    endpoint: str,
+    efforts: EffortBudgets,
+    default_profile: str | None = None,
+    *,
+    mark: bool = True,
+) -> BudgetSpec | None:
     """Take the budget spellings out of a request body and return its budget (None: no budget).
 
     One spelling per request: mixing them is ambiguous and is rejected, naming the fields.
-    `reasoning_effort` stays in the body as well, since chat templates read it.
+    `reasoning_effort` stays in the body as well, since chat templates read it. With `mark`, a
+    budgeted request's `vllm_xargs` gets the marker the reasoning parser reads.
     """
     found: list[tuple[str, Any]] = []
 
-    def take(name: str, keep: bool = False) -> None:
-        if name in body and body[name] is not None:
-            found.append((name, body[name] if keep else body.pop(name)))
-        elif name in body:
-            body.pop(name)
+    def take(name: str) -> None:
+        value = body.pop(name, None)
+        if value is not None:
+            found.append((name, value))
 
-    take("thinking_budget")
+    take(REQUEST_FIELD)
     flat = {name: body.pop(name) for name in ("max_thinking_tokens", "min_thinking_tokens") if name in body}
     if any(v is not None for v in flat.values()):
         found.append(("max_thinking_tokens/min_thinking_tokens", flat))
@@ -146,52 +132,31 @@ def resolve_budget(body: MutableMapping[str, Any], endpoint: str, efforts: Effor
         raise BudgetError(found[1][0], f"send one thinking budget field, not several: got {names}")
     if not found:
         return None
-    source, value = found[0]
+    spec = _spec_of(*found[0], efforts, default_profile)
+    if isinstance(xargs, Mapping) and BUDGET_KEY in xargs:
+        body["vllm_xargs"] = xargs = {k: v for k, v in xargs.items() if k != BUDGET_KEY}
+    if mark:
+        body["vllm_xargs"] = {**(xargs if isinstance(xargs, Mapping) else {}), FORCED_KEY: 1}
+    return spec
+
+
+def _spec_of(source: str, value: Any, efforts: EffortBudgets, default_profile: str | None) -> BudgetSpec:
     if source in ("reasoning_effort", "reasoning.effort"):
         if value not in EFFORT_LEVELS:
             raise BudgetError(source, f"{source} must be one of {', '.join(EFFORT_LEVELS)}, got {value!r}")
-        return RequestBudget(efforts.spec(value), fit_to_context=True)
-    return RequestBudget(_spec_of(source, value))
-
-
-def _spec_of(source: str, value: Any) -> BudgetSpec:
-    if source == "thinking_budget":
-        return _thinking_budget(value)
+        return efforts.spec(value, source, default_profile)
+    if source == REQUEST_FIELD:
+        return parse_thinking_budget(value, default_profile=default_profile)
     if source == "max_thinking_tokens/min_thinking_tokens":
-        cap = _int_field(value, "max_thinking_tokens")
-        floor = _int_field(value, "min_thinking_tokens") or 0
-        if cap is not None and floor > cap:
-            raise BudgetError(
-                "min_thinking_tokens", f"min_thinking_tokens ({floor}) must not exceed max_thinking_tokens ({cap})"
-            )
-        return BudgetSpec(max_tokens=cap, min_tokens=floor)
+        values = {
+            "max_tokens": _integer(value.get("max_thinking_tokens"), "max_thinking_tokens"),
+            "min_tokens": _integer(value.get("min_thinking_tokens"), "min_thinking_tokens") or 0,
+        }
+        names = {"max_tokens": "max_thinking_tokens", "min_tokens": "min_thinking_tokens"}
+        return budget_from(values, names, default_profile=default_profile)
     if source == "thinking_token_budget":
-        return BudgetSpec(max_tokens=_int_field({source: value}, source))
+        cap = _integer(value, source)
+        return budget_from({"max_tokens": cap}, {"max_tokens": source}, default_profile=default_profile)
     if source == "thinking":
-        return _anthropic_thinking(value, "thinking")
-    return spec_from_json(value, source)
-
-
-def spec_to_json(spec: BudgetSpec) -> str:
-    return json.dumps(spec.to_dict(), separators=(",", ":"))
-
-
-def spec_from_json(value: Any, param: str = f"vllm_xargs.{BUDGET_KEY}") -> BudgetSpec:
-    if not isinstance(value, str):
-        raise BudgetError(param, f"{param} must be a JSON string")
-    try:
-        data = json.loads(value)
-    except ValueError:
-        raise BudgetError(param, f"{param} is not valid JSON") from None
-    return BudgetSpec.from_dict(data)
-
-
-def fits_context(extra: Mapping[str, Any] | None) -> bool:
-    return bool(extra and extra.get(FIT_KEY))
-
-
-def spec_from_extra_args(extra: Mapping[str, Any] | None) -> BudgetSpec | None:
-    """The spec the request translation put into the sampling params, if any."""
-    if not extra or BUDGET_KEY not in extra:
-        return None
-    return spec_from_json(extra[BUDGET_KEY])
+        return _anthropic_thinking(value, "thinking", default_profile)
+    return spec_from_json(value, source, default_profile)

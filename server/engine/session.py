@@ -8,7 +8,7 @@ except the last sampled one, which was never fed back. Budget forcing drops exac
 on an end attempt; after a length stop the next chunk carries it again.
 
 A session cannot rewind: a decision that keeps fewer tokens than the engine holds, a round
-with stop strings, or one under a grammar runs elsewhere (see `ForcingEngineClient`).
+with stop strings, or one under a grammar runs as a resubmitted round (see `forced.py`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
-from vllm import SamplingParams
-from vllm.engine.protocol import StreamingInput
-from vllm.inputs.engine import tokens_input
-from vllm.outputs import CompletionOutput, RequestOutput
+from server.vllm_compat import CompletionOutput, RequestOutput, SamplingParams, StreamingInput, tokens_input
 
 # generate() keywords a streaming-input request refuses; they only matter under a grammar.
 _SESSION_UNSUPPORTED = ("reasoning_ended", "reasoning_parser_kwargs")

@@ -1,8 +1,9 @@
-"""s1serve's HTTP layer in front of a fake inner app (a stand-in for vLLM's, no engine).
+"""s1serve's gateway in front of a fake inner app (a stand-in for vLLM's, no engine): budgets,
+keys, drain gate, reports, metrics.
 
 The fake app plays vLLM's serving layer and the forcing engine client: it records what body it
 received, adds choices to the request record as the engine client would, and answers with a
-JSON or SSE body. The middleware must translate budgets, refuse what it should, annotate the
+JSON or SSE body. The gateway must translate budgets, refuse what it should, annotate the
 responses and count every request.
 """
 
@@ -19,10 +20,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from starlette.testclient import TestClient
 
 from budget.controller import ThinkingReport
-from server.budget_fields import BUDGET_KEY, FIT_KEY, EffortBudgets
-from server.budget_middleware import BudgetMiddleware, HttpConfig, HttpLayer
-from server.forcing_client import ChoiceRecord, current_record
-from server.metrics import Metrics
+from budget.spec import BudgetSpec
+from server.engine.records import ChoiceRecord, current_record
+from server.engine.xargs import BUDGET_KEY, FORCED_KEY, spec_to_json
+from server.http.admission import LimitSettings
+from server.http.budget_fields import EffortBudgets
+from server.http.gateway import Gateway, GatewayState, HttpConfig
+from server.http.lifecycle import Lifecycle
+from server.http.metrics import Metrics
 from tests.metrics.scrape import parse, total
 
 KEYS = {"sk-alice": "alice", "sk-bob": "bob"}
@@ -36,6 +41,8 @@ class FakeServing:
     def __init__(self, reply: Callable[[dict[str, Any]], tuple[int, str, bytes]]) -> None:
         self.reply = reply
         self.bodies: list[dict[str, Any]] = []
+        self.budgets: list[BudgetSpec | None] = []
+        self.raw: list[bytes] = []
         self.state = SimpleNamespace()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -46,8 +53,10 @@ class FakeServing:
             if not message.get("more_body"):
                 break
         data = json.loads(body) if body else {}
+        self.raw.append(body)
         self.bodies.append(data)
         record = current_record.get()
+        self.budgets.append(record.budget if record is not None else None)
         status, ctype, payload = self.reply(data)
         if record is not None and status == 200:
             report = ThinkingReport(thinking_tokens=7, answer_tokens=3, waits_inserted=1, forced_end=True)
@@ -79,17 +88,22 @@ def sse_reply(data: dict[str, Any]) -> tuple[int, str, bytes]:
     return 200, "text/event-stream", body.encode()
 
 
-def build(reply=json_reply, keys=KEYS, log_json=True):  # noqa: ANN001, ANN201
+def build(reply=json_reply, keys=KEYS, log_json=True, profile=None):  # noqa: ANN001, ANN201
     inner = FakeServing(reply)
     metrics = Metrics("tiny", registry=CollectorRegistry())
-    gate = SimpleNamespace(draining=False)
+    gate = SimpleNamespace(draining=False, errored=False)
     config = HttpConfig(
-        served_model_name="tiny", efforts=EffortBudgets.parse("low=10"), api_keys=keys, log_json=log_json
+        served_model_name="tiny",
+        efforts=EffortBudgets.parse("low=10"),
+        api_keys=keys,
+        log_json=log_json,
+        budget_profile=profile,
     )
+    state = GatewayState(config, LimitSettings(), metrics, Lifecycle(engine=gate))
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
-        scope["app"] = SimpleNamespace(state=SimpleNamespace(s1_http=HttpLayer(config, metrics, gate)))
-        await BudgetMiddleware(inner)(scope, receive, send)
+        scope["app"] = SimpleNamespace(state=SimpleNamespace(s1_gateway=state))
+        await Gateway(inner)(scope, receive, send)
 
     return TestClient(app), inner, metrics, gate
 
@@ -98,17 +112,44 @@ def requests_total(metrics: Metrics, **labels: str) -> float:
     return total(parse(generate_latest(metrics.registry).decode()), "s1serve_requests_total", **labels)
 
 
-def test_budget_spellings_become_one_spec_in_vllm_xargs() -> None:
+def test_budget_spellings_become_one_spec_in_the_request_record() -> None:
     client, inner, _, _ = build()
     r = client.post("/v1/chat/completions", json={**CHAT, "thinking_budget": {"max_tokens": 9}}, headers=ALICE)
     assert r.status_code == 200
     sent = inner.bodies[-1]
-    assert "thinking_budget" not in sent and json.loads(sent["vllm_xargs"][BUDGET_KEY])["max_tokens"] == 9
+    assert "thinking_budget" not in sent and inner.budgets[-1] == BudgetSpec(max_tokens=9)
+    assert sent["vllm_xargs"] == {FORCED_KEY: 1}  # the reasoning parser's marker, not the spec
     client.post("/v1/chat/completions", json={**CHAT, "reasoning_effort": "low"}, headers=ALICE)
     sent = inner.bodies[-1]
-    assert sent["reasoning_effort"] == "low" and sent["vllm_xargs"][FIT_KEY] == 1
+    assert sent["reasoning_effort"] == "low" and inner.budgets[-1] == BudgetSpec(max_tokens=10, fit_to_context=True)
+    xargs = {BUDGET_KEY: spec_to_json(BudgetSpec(max_tokens=4, min_tokens=2)), "other": 1}
+    client.post("/v1/chat/completions", json={**CHAT, "vllm_xargs": xargs}, headers=ALICE)
+    assert inner.budgets[-1] == BudgetSpec(max_tokens=4, min_tokens=2)
+    assert inner.bodies[-1]["vllm_xargs"] == {"other": 1, FORCED_KEY: 1}
     client.post("/v1/chat/completions", json=CHAT, headers=ALICE)
-    assert "vllm_xargs" not in inner.bodies[-1]  # no budget: the body reaches vLLM as sent
+    assert "vllm_xargs" not in inner.bodies[-1] and inner.budgets[-1] is None  # no budget: the body as sent
+
+
+def test_a_body_without_budget_fields_reaches_vllm_byte_for_byte() -> None:
+    client, inner, _, _ = build()
+    raw = b'{ "model": "tiny",\n  "messages": [{"role": "user", "content": "hi"}] }'
+    client.post("/v1/chat/completions", content=raw, headers={**ALICE, "content-type": "application/json"})
+    assert inner.raw == [raw]
+
+
+def test_the_server_profile_fills_a_budget_that_names_none() -> None:
+    client, inner, _, _ = build(profile="harness")
+    client.post("/v1/chat/completions", json={**CHAT, "thinking_budget": 8}, headers=ALICE)
+    assert inner.budgets[-1] is not None and inner.budgets[-1].profile == "harness"
+    client.post("/v1/chat/completions", json={**CHAT, "thinking_budget": {"profile": "exact"}}, headers=ALICE)
+    assert inner.budgets[-1] is not None and inner.budgets[-1].profile == "exact"
+    r = client.post("/v1/chat/completions", json={**CHAT, "thinking_budget": {"cap_message": "x"}}, headers=ALICE)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "thinking_budget.cap_message"
+    r = client.post(
+        "/v1/chat/completions", json={**CHAT, "max_thinking_tokens": 3, "min_thinking_tokens": 5}, headers=ALICE
+    )
+    assert r.status_code == 400 and r.json()["error"]["param"] == "min_thinking_tokens"
+    assert len(inner.bodies) == 2
 
 
 def test_reports_and_reasoning_tokens_are_added_to_json_responses() -> None:
@@ -205,3 +246,51 @@ def test_text_log_lines() -> None:
         logger.removeHandler(handler)
     [line] = records
     assert line.startswith("request_id=rejected-") and " status=401 " in line and " key=none " in line
+
+
+def test_every_report_field_has_a_series_with_the_same_labels() -> None:
+    metrics = Metrics("tiny", registry=CollectorRegistry())
+    before = parse(generate_latest(metrics.registry).decode())
+    assert total(before, "s1serve_grace_tokens_total", key="none") == 0  # created at 0 for rate()
+    assert total(before, "s1serve_forcing_events_total", key="none", event="end_ignored") == 0
+    report = ThinkingReport(thinking_tokens=20, waits_inserted=1, ends_ignored=3, grace_tokens=4, cut_tokens=5)
+    report.inserted["cap_message"] = 6
+    metrics.observe_choice(report, "alice", start=0.0, first_token=None, first_answer=None, end=1.0, output_tokens=20)
+    samples = parse(generate_latest(metrics.registry).decode())
+    assert total(samples, "s1serve_forcing_events_total", model="tiny", key="alice", event="end_ignored") == 3
+    assert total(samples, "s1serve_grace_tokens_total", model="tiny", key="alice") == 4
+    assert total(samples, "s1serve_cut_tokens_total", model="tiny", key="alice") == 5
+    assert total(samples, "s1serve_inserted_tokens_total", model="tiny", key="alice", kind="cap_message") == 6
+
+
+def test_the_body_is_parsed_once_and_the_budget_validated_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import budget.spec
+
+    client, inner, _, _ = build()
+    parses: list[Any] = []
+    validations: list[int] = []
+    loads, validate = json.loads, budget.spec._validate
+    monkeypatch.setattr(json, "loads", lambda text, **k: parses.append(text) or loads(text, **k))
+    monkeypatch.setattr(budget.spec, "_validate", lambda spec: validations.append(1) or validate(spec))
+    body = {**CHAT, "thinking_budget": {"max_tokens": 9, "min_tokens": 2}}
+    assert client.post("/v1/chat/completions", json=body, headers=ALICE).status_code == 200
+    assert inner.budgets[-1] is not None and (inner.budgets[-1].max_tokens, inner.budgets[-1].min_tokens) == (9, 2)
+    # The request body: one parse by the gateway, one by the fake serving layer (vLLM's own);
+    # the third parse is of the response, which gets the report.
+    requests = [text for text in parses if b"thinking_budget" in bytes(text)]
+    assert len(requests) == 1 and len(parses) == 3 and len(validations) == 1
+
+
+def test_invocations_pass_the_gateway_as_the_protocol_their_body_speaks() -> None:
+    client, inner, metrics, gate = build()
+    r = client.post("/invocations", json={**CHAT, "thinking_budget": 6}, headers=ALICE)
+    assert r.status_code == 200 and r.json()["choices"][0]["thinking"]["thinking_tokens"] == 7
+    assert inner.budgets[-1] == BudgetSpec(max_tokens=6) and "thinking_budget" not in inner.bodies[-1]
+    assert requests_total(metrics, endpoint="invocations", status="200", key="alice") == 1
+    r = client.post("/invocations", json={"prompt": "x", "thinking_budget": {"max_tokens": -1}}, headers=ALICE)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "thinking_budget.max_tokens"
+    gate.draining = True
+    r = client.post("/invocations", json=CHAT, headers=ALICE)
+    assert r.status_code == 503 and r.headers["retry-after"]
+    assert requests_total(metrics, endpoint="invocations", status="503") == 1
+    assert len(inner.bodies) == 1

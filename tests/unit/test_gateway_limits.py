@@ -1,4 +1,4 @@
-"""The limits layer in front of a fake inner app: body and header limits, admission, checks, drain deadline."""
+"""The gateway's limits in front of a fake inner app: body and header limits, admission, checks, drain deadline."""
 
 from __future__ import annotations
 
@@ -10,22 +10,18 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from starlette.testclient import TestClient
 
 from server.cli import read_api_key_file
-from server.limits import (
-    MAX_JSON_DEPTH,
-    Admission,
-    ClientError,
-    LimitSettings,
-    LimitsLayer,
-    LimitsMiddleware,
-    check_body,
-    check_json_values,
-    document_openapi,
-    engine_sequences,
-    estimate_tokens,
-)
+from server.http.admission import Admission, LimitSettings
+from server.http.asgi import ClientError
+from server.http.body_checks import MAX_JSON_DEPTH, check_body, check_json_values, engine_sequences, estimate_tokens
+from server.http.budget_fields import EffortBudgets
+from server.http.gateway import Gateway, GatewayState, HttpConfig
+from server.http.lifecycle import Lifecycle
+from server.http.metrics import Metrics
+from server.http.openapi import document_openapi
 
 CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
@@ -63,12 +59,17 @@ class FakeApp:
         await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
-def make(settings: LimitSettings | None = None) -> tuple[FakeApp, LimitsLayer, Any]:
+def gateway_state(settings: LimitSettings, engine: Engine) -> GatewayState:
+    config = HttpConfig(served_model_name="tiny", efforts=EffortBudgets(), api_keys={})
+    metrics = Metrics("tiny", registry=CollectorRegistry())
+    return GatewayState(config, settings, metrics, Lifecycle(engine=engine, drain_timeout=settings.drain_timeout))
+
+
+def make(settings: LimitSettings | None = None) -> tuple[FakeApp, GatewayState, Any]:
     inner = FakeApp()
-    engine = Engine()
-    layer = LimitsLayer(settings=settings or LimitSettings(vocab_size=100, max_model_len=1000), engine=engine)
-    inner.state.s1_limits = layer
-    middleware = LimitsMiddleware(inner)
+    layer = gateway_state(settings or LimitSettings(vocab_size=100, max_model_len=1000), Engine())
+    inner.state.s1_gateway = layer
+    middleware = Gateway(inner)
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
         scope["app"] = inner
@@ -188,11 +189,12 @@ def test_burst_over_the_queue_gets_429_with_retry_after_and_slots_come_back() ->
     assert layer.admission.requests == 0
 
 
-def test_draining_passes_to_the_drain_gate_without_taking_a_slot() -> None:
+def test_draining_is_a_503_from_the_drain_gate_without_taking_a_slot() -> None:
     inner, layer, app = make(LimitSettings(max_queued_requests=1))
-    layer.engine.draining = True  # the drain gate behind answers 503; the limits do not count it
-    TestClient(app).post("/v1/chat/completions", json=CHAT)
-    assert inner.bodies and layer.admission.requests == 0
+    layer.lifecycle.engine.draining = True
+    r = TestClient(app).post("/v1/chat/completions", json=CHAT)
+    assert r.status_code == 503 and r.headers["retry-after"] == "5"
+    assert inner.bodies == [] and layer.admission.requests == 0
 
 
 def test_drain_deadline_ends_an_open_stream_with_an_error_event_and_done() -> None:
@@ -210,9 +212,9 @@ def test_drain_deadline_ends_an_open_stream_with_an_error_event_and_done() -> No
             await asyncio.sleep(60)  # still decoding at the deadline
 
     inner = Streaming()
-    layer = LimitsLayer(settings=LimitSettings(drain_timeout=0.0), engine=Engine())
-    inner.state.s1_limits = layer
-    middleware = LimitsMiddleware(inner)
+    layer = gateway_state(LimitSettings(drain_timeout=0.0), Engine())
+    inner.state.s1_gateway = layer
+    middleware = Gateway(inner)
 
     async def run() -> None:
         async def receive() -> dict[str, Any]:
@@ -224,8 +226,8 @@ def test_drain_deadline_ends_an_open_stream_with_an_error_event_and_done() -> No
         scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [], "app": inner}
         task = asyncio.create_task(middleware(scope, receive, send))
         await asyncio.sleep(0.05)
-        layer.start_drain(margin=0.0)
-        layer.check_deadline()
+        layer.lifecycle.start_drain(margin=0.0)
+        layer.lifecycle.check_deadline()
         await asyncio.wait_for(task, 5)
 
     asyncio.run(run())
@@ -270,7 +272,7 @@ def test_a_503_from_behind_gets_retry_after() -> None:
         await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b'{"error":{"code":503}}', "more_body": False})
 
-    middleware = LimitsMiddleware(unavailable)
+    middleware = Gateway(unavailable)
 
     async def wrapped(scope: dict, receive: Any, send: Any) -> None:
         scope["app"] = inner

@@ -1,96 +1,31 @@
-"""s1serve's budget fields and `thinking` report in the OpenAPI document.
+"""What s1serve adds to vLLM's OpenAPI document: its refusals, the budget fields, the report.
 
 vLLM's request models do not know the budget spellings s1serve reads (they are taken out of
 the body before vLLM parses it), so its document lacks them; its generation routes have no
-response schema at all. This adds both, built from the budget code's own constants, so a
-client generator (or a fuzzer) sees what the server accepts and what it answers.
+response schema at all. This adds both, the budget's from BudgetSpec's own declaration
+(`budget.schema`), so a client generator (or a fuzzer) sees what the server accepts and what
+it answers, and each operation gets the refusals that can actually reach it.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
-from budget.spec import (
-    AUTO,
-    DEFAULT_FINAL_ANSWER_TEXT,
-    DEFAULT_WAIT_TEXT,
-    PROFILES,
-    REQUEST_KEYS,
-    SAMPLING_RANGES,
-)
-from server.budget_fields import BUDGET_KEY, EFFORT_LEVELS
-from server.budget_middleware import TRANSLATED_PATHS
+from budget.schema import NON_NEGATIVE, thinking_budget_schema
+from budget.spec import PROFILES
+from server.engine.xargs import BUDGET_KEY
+from server.http.admission import LimitSettings
+from server.http.budget_fields import EFFORT_LEVELS
+from server.http.routes import BUDGET_PATHS, GENERATION_PATHS, JSON_PATHS, OPEN_PATHS
 
 REPORT_SCHEMA = "ThinkingReport"
 BUDGET_SCHEMA = "ThinkingBudget"
 REF = "#/components/schemas/"
 
-NON_NEGATIVE = {"type": "integer", "minimum": 0}
-
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [schema, {"type": "null"}]}
-
-
-def sampling_schema() -> dict[str, Any]:
-    """`thinking_budget.sampling`: the keys and ranges `budget.spec.SAMPLING_RANGES` accepts."""
-    properties: dict[str, Any] = {}
-    for key, (low, low_in, high, high_in, integer) in SAMPLING_RANGES.items():
-        prop: dict[str, Any] = {"type": "integer" if integer else "number"}
-        if math.isfinite(low):
-            prop["minimum" if low_in else "exclusiveMinimum"] = low
-        if math.isfinite(high):
-            prop["maximum" if high_in else "exclusiveMaximum"] = high
-        properties[key] = prop
-    return {
-        "type": "object",
-        "properties": properties,
-        "additionalProperties": False,
-        "description": "sampling parameters for the thinking rounds only (s1's `<key>_thinking`)",
-    }
-
-
-# The type of each key of the `thinking_budget` object (budget.spec.REQUEST_KEYS).
-BUDGET_KEY_SCHEMAS: dict[str, dict[str, Any]] = {
-    "max_tokens": {
-        "anyOf": [NON_NEGATIVE, {"type": "string", "enum": [AUTO]}, {"type": "null"}],
-        "description": 'cap on thinking tokens; 0 answers at once; "auto": s1\'s automatic cap; null: no cap',
-    },
-    "min_tokens": {**NON_NEGATIVE, "default": 0, "description": "end attempts before this many are overridden"},
-    "num_ignore": {**NON_NEGATIVE, "default": 0, "description": "the first N end attempts are overridden"},
-    "wait_text": {"type": "string", "default": DEFAULT_WAIT_TEXT, "description": "appended to an overridden end"},
-    "final_answer_text": {
-        "type": "string",
-        "default": DEFAULT_FINAL_ANSWER_TEXT,
-        "description": "appended after the end delimiter when the cap forces the end",
-    },
-    "sampling": sampling_schema(),
-    "profile": {
-        "anyOf": [{"type": "string", "enum": list(PROFILES)}, {"type": "null"}],
-        "description": "exact caps, or token-for-token s1 harness parity; null: the server's --budget-profile",
-    },
-    "cap_message": {"type": "string", "default": "", "description": "inserted in the thinking before a forced end"},
-    "grace_tokens": {**NON_NEGATIVE, "default": 0, "description": "thinking tokens allowed past the cap"},
-}
-
-
-def thinking_budget_schema() -> dict[str, Any]:
-    """`thinking_budget`: a cap, "auto", or the object with `REQUEST_KEYS`; null is no budget."""
-    budget_object = {
-        "type": "object",
-        "properties": {key: BUDGET_KEY_SCHEMAS.get(key, {}) for key in REQUEST_KEYS},
-        "additionalProperties": False,
-        "description": "min_tokens must not exceed an integer max_tokens; profile 'harness' takes no cap_message "
-        "or grace_tokens",
-    }
-    return {
-        "anyOf": [NON_NEGATIVE, {"type": "string", "enum": [AUTO]}, budget_object, {"type": "null"}],
-        "title": "Thinking budget",
-        "description": 's1serve\'s thinking budget: a cap on thinking tokens, "auto", or an object. One budget '
-        "spelling per request: several are a 400 naming the field.",
-    }
 
 
 def anthropic_thinking_schema() -> dict[str, Any]:
@@ -111,7 +46,7 @@ def anthropic_thinking_schema() -> dict[str, Any]:
 
 
 def budget_properties() -> dict[str, dict[str, Any]]:
-    """The body fields `server.budget_fields.resolve_budget` reads, on every generation route."""
+    """The body fields `server.http.budget_fields.resolve_budget` reads, on every generation route."""
     return {
         "thinking_budget": {"$ref": REF + BUDGET_SCHEMA},
         "max_thinking_tokens": {**_nullable(NON_NEGATIVE), "description": "flat spelling of thinking_budget's cap"},
@@ -188,7 +123,7 @@ REPORT_PLACES = {
     "/v1/messages": ("top level", "`message_delta`"),
 }
 # Routes whose request bodies may carry a budget (count_tokens validates it, then ignores it).
-BUDGET_ROUTES = tuple(TRANSLATED_PATHS)
+BUDGET_ROUTES = tuple(BUDGET_PATHS)
 
 
 def _component(schema: dict[str, Any], ref: Any) -> dict[str, Any] | None:
@@ -236,3 +171,70 @@ def document_budget(schema: dict[str, Any]) -> None:
         media["schema"] = RESPONSE_SCHEMAS[path] if not current else {"allOf": [current, RESPONSE_SCHEMAS[path]]}
         where, stream = REPORT_PLACES[path]
         ok["description"] = (ok.get("description") or "") + REPORT_NOTE.format(where=where, stream=stream)
+
+
+BUDGET_NOTE = (
+    "\n\ns1serve also reads a thinking budget from the body: `thinking_budget` (a token count, or an "
+    "object with max_tokens, min_tokens, wait_text, ...), `max_thinking_tokens`, `reasoning_effort`, "
+    "Anthropic's `thinking`; see docs/api.md. An invalid budget is a 400 naming the field."
+)
+
+
+def document_openapi(app: Any, keys: bool, settings: LimitSettings, protect_metrics: bool = False) -> None:
+    """Add to vLLM's OpenAPI document what s1serve's layers answer and accept.
+
+    Each operation gets the refusals that can actually reach it (431 on all, 413 on bodies,
+    400 on the JSON routes, 429 on the generation routes, 401 where keys apply), in the error
+    shape the operation already documents (Anthropic's on /v1/messages, which s1serve's own
+    error bodies also satisfy); the generation routes get the budget fields and the report.
+    """
+    schema = app.openapi()
+    components = schema.setdefault("components", {})
+    has_error = "ErrorResponse" in components.get("schemas", {})
+    default_error: dict[str, Any] = {"$ref": "#/components/schemas/ErrorResponse"} if has_error else {"type": "object"}
+    retry_after = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+    open_paths = set(OPEN_PATHS)
+    if protect_metrics:
+        open_paths.discard("/metrics")
+    if keys:
+        components.setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            if not isinstance(op, dict):
+                continue
+            responses = op.setdefault("responses", {})
+            error = _error_schema(responses) or default_error
+            has_body = method in ("post", "put", "patch")
+            extra: dict[str, str] = {}
+            if settings.max_header_bytes:
+                extra["431"] = f"Request Header Fields Too Large: over {settings.max_header_bytes} bytes"
+            if path.startswith("/v1/") or (has_body and path in JSON_PATHS):
+                extra["400"] = "Bad Request: a field is invalid or the body no JSON object; `error.param` names it"
+            if has_body and settings.max_body_bytes:
+                extra["413"] = f"Content Too Large: the body is over {settings.max_body_bytes} bytes"
+            if has_body and path in GENERATION_PATHS:
+                extra["429"] = "Too Many Requests: the request queue is full; retry after `Retry-After` seconds"
+            if path.startswith("/v1/"):
+                extra["503"] = "Service Unavailable: the server is draining or its engine stopped; see `Retry-After`"
+            if keys and path not in open_paths:
+                extra["401"] = "Unauthorized: missing or invalid API key"
+                op["security"] = [{"bearer": []}]
+            for code, description in extra.items():
+                entry = responses.setdefault(code, {})
+                entry.setdefault("content", {"application/json": {"schema": error}})
+                entry["description"] = description
+                if code in ("429", "503"):
+                    entry.setdefault("headers", {}).update(retry_after)
+            if has_body and path in GENERATION_PATHS:
+                op["description"] = (op.get("description") or "") + BUDGET_NOTE
+    document_budget(schema)
+    app.openapi_schema = schema
+
+
+def _error_schema(responses: dict[str, Any]) -> dict[str, Any] | None:
+    """The error body schema an operation already documents (its 400, else its 500)."""
+    for code in ("400", "500"):
+        found = responses.get(code, {}).get("content", {}).get("application/json", {}).get("schema")
+        if found:
+            return found
+    return None

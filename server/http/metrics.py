@@ -14,8 +14,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from budget.controller import ThinkingReport
-from server.api_keys import NO_KEY
+from budget.rounds import ThinkingReport
+from server.http.api_keys import NO_KEY
 
 logger = logging.getLogger("s1serve.requests")
 
@@ -25,8 +25,8 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80,
 TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5)
 FINISH_REASONS = {"stop", "length", "abort", "error"}
 SEGMENTS = ("thinking", "answer")
-INSERT_KINDS = ("wait", "final_answer", "delimiter")
-FORCING_EVENTS = ("forced_end", "wait_inserted", "min_suppressed")
+INSERT_KINDS = ("wait", "final_answer", "delimiter", "cap_message")
+FORCING_EVENTS = ("forced_end", "wait_inserted", "min_suppressed", "end_ignored")
 # Engine requests behind forced choices: a streaming-input session (its rounds are chunks) or
 # one resubmitted round.
 ENGINE_REQUEST_KINDS = ("session", "round")
@@ -47,6 +47,18 @@ class Metrics:
         )
         self.forcing_events = Counter(
             "s1serve_forcing_events", "Budget forcing interventions, by event.", [*labels, "event"], registry=r
+        )
+        self.grace_tokens = Counter(
+            "s1serve_grace_tokens",
+            "Thinking tokens generated past the cap to finish the sentence (grace_tokens).",
+            labels,
+            registry=r,
+        )
+        self.cut_tokens = Counter(
+            "s1serve_cut_tokens",
+            "Thinking tokens generated past the cap and cut away (harness profile).",
+            labels,
+            registry=r,
         )
         self.requests = Counter(
             "s1serve_requests",
@@ -125,6 +137,8 @@ class Metrics:
             self.inserted_tokens.labels(m, key, kind)
         for event in FORCING_EVENTS:
             self.forcing_events.labels(m, key, event)
+        self.grace_tokens.labels(m, key)
+        self.cut_tokens.labels(m, key)
 
     def observe_choice(
         self,
@@ -157,6 +171,12 @@ class Metrics:
             self.forcing_events.labels(m, k, "wait_inserted").inc(report.waits_inserted)
         if report.min_suppressed:
             self.forcing_events.labels(m, k, "min_suppressed").inc(report.min_suppressed)
+        if report.ends_ignored:
+            self.forcing_events.labels(m, k, "end_ignored").inc(report.ends_ignored)
+        if report.grace_tokens:
+            self.grace_tokens.labels(m, k).inc(report.grace_tokens)
+        if report.cut_tokens:
+            self.cut_tokens.labels(m, k).inc(report.cut_tokens)
         self.thinking_tokens.labels(m, k).observe(report.thinking_tokens)
         self.answer_tokens.labels(m, k).observe(report.answer_tokens)
         self.waits.labels(m, k).observe(report.waits_inserted)

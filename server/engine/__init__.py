@@ -1,0 +1,1 @@
+"""s1serve's engine layer: the engine client vLLM's serving layer calls, which forces budgets."""
