@@ -11,18 +11,22 @@ import httpx
 import openai
 import pytest
 
-from tests.integration.conftest import ENGINE_ARGS
+from server.default_model import SERVED_NAME
 from tests.integration.server_process import ServerProcess
 
 pytestmark = pytest.mark.engine
 
-# Long enough that every stream is still decoding when the signal arrives (checked below).
-BUDGET = {"thinking_budget": {"max_tokens": 800, "min_tokens": 800, "wait_text": ""}}
+# Long enough that every stream is still decoding when the signal arrives (checked below): on the
+# embedded SmolLM2 three such streams take about 10 s on the 2-core CPU machine. (The tiny model
+# decodes them in under a second, which a loaded machine can spend before the test sees their
+# first chunks.)
+THINKING = 250
+BUDGET = {"thinking_budget": {"max_tokens": THINKING, "min_tokens": THINKING, "wait_text": ""}}
 
 
-def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path) -> None:
+def test_sigterm_drains_streams_and_exits_zero(tmp_path: Path) -> None:
     server = ServerProcess(
-        ["--model", str(tiny_model), "--served-model-name", "tiny", "--drain-timeout", "60", *ENGINE_ARGS],
+        ["--max-model-len", "1024", "--kv-cache-memory-bytes", "536870912", "--drain-timeout", "60"],
         tmp_path / "server.log",
     )
     client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
@@ -31,9 +35,9 @@ def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path)
 
     def stream_one() -> None:
         chunks = client.chat.completions.create(
-            model="tiny",
+            model=SERVED_NAME,
             messages=[{"role": "user", "content": "count"}],
-            max_tokens=900,
+            max_tokens=THINKING + 50,
             temperature=0,
             stream=True,
             extra_body=BUDGET,
@@ -64,7 +68,7 @@ def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path)
     signalled = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     # The drain begins as soon as the server handles the signal: /ready says so first. The
-    # probes follow at once, while the streams (about 2 s of decoding together) still run.
+    # probes follow at once, while the streams still run.
     deadline = signalled + 5
     while probe.get("/ready").status_code != 503:
         assert time.monotonic() < deadline, "/ready never reported the drain"
@@ -73,7 +77,7 @@ def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path)
     invocation = probe.post("/invocations", json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 2})
     refused = probe.post(
         "/v1/chat/completions",
-        json={"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2},
+        json={"model": SERVED_NAME, "messages": [{"role": "user", "content": "x"}], "max_tokens": 2},
     )
     assert refused.status_code == 503 and refused.headers["retry-after"]
     assert invocation.status_code == 503 and invocation.headers["retry-after"]
@@ -85,5 +89,5 @@ def test_sigterm_drains_streams_and_exits_zero(tiny_model: Path, tmp_path: Path)
     assert len(results) == 3
     for r in results:
         assert r["finish"] == "length" or r["finish"] == "stop"
-        assert r["report"]["thinking_tokens"] == 800 and r["report"]["forced_end"]
+        assert r["report"]["thinking_tokens"] == THINKING and r["report"]["forced_end"]
         assert r["last_chunk"] > signalled  # the stream was in flight during the drain and completed
