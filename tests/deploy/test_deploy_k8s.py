@@ -199,9 +199,6 @@ def labels_match(selector: dict, labels: dict) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-# --- builds and schemas -------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("path", ALL_KUSTOMIZATIONS)
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_object_validates(path, version):
@@ -241,9 +238,6 @@ def test_serving_stack_is_complete(path):
     assert len(server_containers(kustomize(path))) == 1, "exactly one serving container per overlay"
 
 
-# --- termination and probes ---------------------------------------------------------------
-
-
 @pytest.mark.parametrize("path", SERVING_KUSTOMIZATIONS)
 def test_grace_period_covers_prestop_and_drain(path):
     """The kubelet SIGKILLs after terminationGracePeriodSeconds: it must outlast preStop plus the
@@ -281,9 +275,6 @@ def test_probes_fit_slow_model_loads(path):
         assert "initialDelaySeconds" not in liveness, "the startup probe holds liveness back"
         assert probe_window(liveness) >= 60, "a busy engine must not be restarted on one slow answer"
         assert probe_window(readiness) <= 15, "a draining pod must leave rotation quickly"
-
-
-# --- selectors, names and references --------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", SERVING_KUSTOMIZATIONS)
@@ -374,9 +365,6 @@ def test_model_cache_is_mounted_where_the_image_expects_it(path):
         assert "S1SERVE_CACHE=/var/cache/s1serve" in DOCKERFILE_TEXT
 
 
-# --- parallelism ---------------------------------------------------------------------------
-
-
 def test_single_gpu_overlay_uses_one_gpu():
     [(_w, _t, c)] = server_containers(kustomize("overlays/single-gpu"))
     assert gpus(c) == 1
@@ -412,9 +400,6 @@ def test_multinode_parallelism_matches_the_group():
 
 def test_multinode_drops_the_single_pod_deployment():
     assert by_kind(kustomize("overlays/multinode"), "Deployment") == []
-
-
-# --- training ------------------------------------------------------------------------------
 
 
 def test_training_job_runs_torchrun_across_indexed_pods():

@@ -133,10 +133,10 @@ def test_only_the_compat_module_imports_vllm_in_the_server() -> None:
     assert users == ["server.vllm_compat"]
 
 
-def test_no_shipped_source_file_is_over_450_lines() -> None:
+def test_no_source_file_is_over_450_lines() -> None:
     long = [
         f"{path.relative_to(ROOT)}: {n}"
-        for package in SHIPPED
+        for package in (*SHIPPED, "tests", "scripts")
         for path in (ROOT / package).rglob("*.py")
         if (n := len(path.read_text().splitlines())) > 450
     ]
