@@ -13,13 +13,15 @@ from typing import Any
 
 from evals.client import Endpoint, EndpointError
 from evals.data import DataError, load_records
-from evals.methods import METHODS, PlanError, Sweep, parse_methods, plan
+from evals.fit import Bound, fit_to_context, given
+from evals.methods import METHODS, PlanError, Point, Sweep, parse_methods, plan
 from evals.metrics import SCALING_UNIT
+from evals.planfile import earlier_methods, read_plan, read_record, record_run
 from evals.plot import plot
 from evals.report import method_notes, render
-from evals.runner import Runner, Settings, load_rows
+from evals.runner import Runner, Settings, keys_for, load_rows, prompt_of
 from evals.summary import summarize
-from evals.tasks import TASKS, build_questions, detect_task
+from evals.tasks import TASKS, Question, build_questions, detect_task
 
 
 def _ints(flag: str, minimum: int = 0):
@@ -94,10 +96,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--majority-max-thinking", type=int, default=None, help="majority: thinking cap per sample (default: none)"
     )
-    p.add_argument("--max-tries", type=int, default=8, help="rejection: samples drawn at most per question")
-    p.add_argument("--max-tokens", type=int, default=32768, help="bound on all generated tokens of a sample")
+    p.add_argument(
+        "--max-tries",
+        type=int,
+        default=64,
+        help="rejection: tries per question; a question with no try within the cap after them is a failure",
+    )
+    p.add_argument(
+        "--early-exit-every", type=int, default=256, help="early-exit: thinking tokens between answer probes"
+    )
+    p.add_argument("--early-exit-agree", type=int, default=3, help="early-exit: agreeing probes that end the thinking")
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help="bound on all generated tokens of a sample (default: the served context minus the longest prompt)",
+    )
     p.add_argument("--temperature", type=float, default=0.0, help="for single-sample methods")
-    p.add_argument("--sample-temperature", type=float, default=0.7, help="for majority and rejection")
+    p.add_argument("--sample-temperature", type=float, default=0.7, help="for majority")
+    p.add_argument("--rejection-temperature", type=float, default=1.0, help="for rejection's tries (s1's: 1)")
+    p.add_argument("--plan", type=Path, default=None, help="TOML file of methods, each with its own budgets")
+    p.add_argument(
+        "--no-instruction",
+        action="store_true",
+        help="ask the question alone, as s1's harness does (no answer-format instruction after it)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seeds requests and the GPQA option order")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     p.add_argument("--retries", type=int, default=5, help="retries on 429/5xx/connection errors")
@@ -120,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def evaluate(args: argparse.Namespace) -> int:
-    if args.concurrency < 1 or args.max_tokens < 1 or args.max_tries < 1:
+    if args.concurrency < 1 or (args.max_tokens is not None and args.max_tokens < 1) or args.max_tries < 1:
         raise PlanError("--concurrency, --max-tokens and --max-tries must be at least 1")
     sweep = Sweep(
         max_thinking=args.max_thinking,
@@ -132,26 +155,34 @@ async def evaluate(args: argparse.Namespace) -> int:
         samples=args.samples,
         majority_max_thinking=args.majority_max_thinking,
         max_tries=args.max_tries,
+        early_exit_every=args.early_exit_every,
+        early_exit_agree=args.early_exit_agree,
     )
-    points = plan(parse_methods(args.methods), sweep)
+    methods = read_plan(args.plan, sweep) if args.plan else [(m, sweep) for m in parse_methods(args.methods)]
+    points = plan(methods)
     rows = load_records(args.dataset, args.split)
     task = args.task or detect_task(rows)
-    questions = build_questions(rows, task, args.dataset, args.seed)[: args.limit]
+    questions = build_questions(rows, task, args.dataset, args.seed, not args.no_instruction)[: args.limit]
     args.out.mkdir(parents=True, exist_ok=True)
     samples_path = args.out / "samples.jsonl"
     done = load_rows(samples_path)
+    record = read_record(args.out)
+    source = {"dataset": str(args.dataset), "task": task, "instruction": not args.no_instruction}
 
     endpoint = Endpoint(args.base_url, args.api_key, args.concurrency, args.retries, args.timeout)
     started = time.perf_counter()
     try:
         model = args.model or await _first_model(endpoint)
+        bound = await _bound(args, endpoint, model, questions, points, record)
         settings = Settings(
-            model, args.max_tokens, args.temperature, args.sample_temperature, args.seed, args.max_tries
+            model, bound.max_tokens, args.temperature, args.sample_temperature, args.seed, args.rejection_temperature
         )
         runner = Runner(endpoint, settings, questions, points, samples_path, show_progress=not args.no_progress)
+        print(f"s1serve eval: max_tokens: {bound.how}", file=sys.stderr)
         if runner.pending(done):
             # Only a run with work to do talks to the endpoint: a finished run resumes offline.
             await _check_model(endpoint, model)
+            _warn_caps(points, bound.max_tokens)
             before = set(done)
             await runner.run(done)
             new_rows = [done[k] for k in set(done) - before]
@@ -161,17 +192,30 @@ async def evaluate(args: argparse.Namespace) -> int:
         await endpoint.close()
     wall = time.perf_counter() - started
 
-    methods = summarize(points, questions, done, runner.keys, set(runner.failed_methods))
+    record.setdefault("bounds", {})[model] = {"max_tokens": bound.max_tokens, "how": bound.how}
+    record_run(args.out, record, points, settings, source)
+    earlier = earlier_methods(record, {p.method for p in points}, source)
+    settings_of = {name: Settings(**entry["settings"]) for name, entry in earlier.items()}
+    every = points + [Point.from_json(p) for entry in earlier.values() for p in entry["points"]]
+
+    def keys_of(question: Any, point: Point) -> list[str]:
+        return keys_for(settings_of.get(point.method, settings), question, point)
+
+    methods = summarize(every, questions, done, keys_of, set(runner.failed_methods))
     new_tokens = sum(r["completion_tokens"] or 0 for r in new_rows)
+    refused = sum(1 for r in new_rows if r.get("error"))
     summary: dict[str, Any] = {
         "model": model,
         "base_url": args.base_url,
         "dataset": str(args.dataset),
         "task": task,
         "questions": len(questions),
+        "max_tokens": {"value": bound.max_tokens, "how": bound.how},
         "scaling_unit": SCALING_UNIT,
         "methods": methods,
+        "earlier_methods": {name: earlier[name] | {"points": len(earlier[name]["points"])} for name in earlier},
         "failed_methods": runner.failed_methods,
+        "failed_samples": {name: m["failed_samples"] for name, m in methods.items() if m["failed_samples"]},
         "requests_sent": endpoint.requests_sent,
         "wall_s": wall,
         "output_tokens_per_second": new_tokens / wall if new_rows and wall > 0 else None,
@@ -185,7 +229,36 @@ async def evaluate(args: argparse.Namespace) -> int:
     for note in method_notes(methods):
         print(f"s1serve eval: {note.removeprefix('- ').replace('**', '')}", file=sys.stderr)
     print(f"wrote {args.out}/summary.json, summary.md, scaling.png, samples.jsonl", file=sys.stderr)
-    return 1 if runner.failed_methods else 0
+    return 1 if runner.failed_methods or refused else 0
+
+
+async def _bound(
+    args: argparse.Namespace,
+    endpoint: Endpoint,
+    model: str,
+    questions: list[Question],
+    points: list[Point],
+    record: dict[str, Any],
+) -> Bound:
+    """--max-tokens; else the bound an earlier run into --out chose for this model (so it resumes); else fitted."""
+    if args.max_tokens is not None:
+        return given(args.max_tokens)
+    earlier = record.get("bounds", {}).get(model)
+    if earlier:
+        return Bound(earlier["max_tokens"], f"{earlier['how']} (chosen by an earlier run into {args.out})")
+    prompts = {q.id: [prompt_of(q, p) for p in points] for q in questions}
+    return await fit_to_context(endpoint, model, prompts)
+
+
+def _warn_caps(points: list[Point], bound: int | None) -> None:
+    for p in points:
+        cap = (p.thinking_budget or {}).get("max_tokens")
+        if bound is not None and isinstance(cap, int) and cap > bound:
+            print(
+                f"s1serve eval: warning: {p.method} {p.label} caps thinking above the bound of {bound} tokens; "
+                "the server may refuse it, and its samples are then recorded as failed",
+                file=sys.stderr,
+            )
 
 
 async def _first_model(endpoint: Endpoint) -> str:

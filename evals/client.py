@@ -59,8 +59,8 @@ class Endpoint:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def served_models(self) -> list[str] | None:
-        """Model ids from GET /models, or None when the endpoint has no such listing; fails if unreachable."""
+    async def listed_models(self) -> list[dict[str, Any]] | None:
+        """The entries of GET /models (vLLM's carry `max_model_len`), or None without such a listing."""
         try:
             response = await self._http.get(f"{self.base_url}/models", timeout=30.0)
         except httpx.TransportError as e:
@@ -70,9 +70,28 @@ class Endpoint:
         if response.status_code != 200:
             return None
         try:
-            return [m["id"] for m in response.json().get("data", [])]
-        except (ValueError, KeyError, TypeError, AttributeError):
+            data = response.json().get("data", [])
+            return [m for m in data if isinstance(m, dict) and "id" in m]
+        except (ValueError, AttributeError):
             return None
+
+    async def served_models(self) -> list[str] | None:
+        """Model ids from GET /models, or None when the endpoint has no such listing; fails if unreachable."""
+        listed = await self.listed_models()
+        return None if listed is None else [m["id"] for m in listed]
+
+    async def prompt_tokens(self, model: str, content: str) -> int | None:
+        """Tokens of a one-message chat prompt with the generation prompt, from vLLM's POST /tokenize (beside
+        /v1); None where the endpoint has no such route."""
+        root = self.base_url.removesuffix("/v1")
+        body = {"model": model, "messages": [{"role": "user", "content": content}], "add_generation_prompt": True}
+        try:
+            async with self._gate:
+                response = await self._http.post(f"{root}/tokenize", json=body, timeout=60.0)
+            count = response.json().get("count") if response.status_code == 200 else None
+        except (httpx.TransportError, ValueError, AttributeError):
+            return None
+        return count if isinstance(count, int) else None
 
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /chat/completions, retried on overload and dropped connections."""

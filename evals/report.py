@@ -28,6 +28,14 @@ def method_notes(methods: dict[str, Any]) -> list[str]:
                 f"- **{name}**: the model wrote no thinking segment (0 thinking tokens at every point), so compute "
                 f"is measured as completion tokens per question and its Scaling is in {m['scaling_unit']}."
             )
+        if m.get("failed_samples"):
+            broken = [p for p in m["points"] if p["failed_samples"]]
+            where = ", ".join(f"{p['label']} {p['failed_samples']}" for p in broken)
+            reasons = sorted({r for p in broken for r in p["failed_reasons"]})
+            notes.append(
+                f"- **Failed samples, {name}**: {m['failed_samples']} ({where}). Each counts as a wrong answer and "
+                f"is left out of the token statistics. {'; '.join(reasons[:3])}."
+            )
         close = m.get("scaling_close_pairs") or []
         if close:
             shown = ", ".join(f"{a:.0f} vs {b:.0f}" for a, b in close[:3])
@@ -81,6 +89,12 @@ def render(summary: dict[str, Any]) -> str:
             )
     for name, reason in summary.get("failed_methods", {}).items():
         lines += ["", f"**{name} did not run**: {reason}"]
+    earlier = summary.get("earlier_methods") or {}
+    if earlier:
+        shown = ", ".join(f"{name} ({entry['settings']['model']})" for name, entry in earlier.items())
+        lines += ["", f"From earlier runs into this folder, summarised from their stored rows: {shown}."]
+    if summary.get("max_tokens"):
+        lines += ["", f"Bound on all a sample generates (max_tokens): {summary['max_tokens']['how']}."]
     lines += [
         "",
         f"{summary['requests_sent']} requests in this run, {summary['wall_s']:.1f} s wall time, "

@@ -35,11 +35,16 @@ from evals.tasks import Question
 @dataclass(frozen=True)
 class Settings:
     model: str
-    max_tokens: int
+    max_tokens: int | None  # None: no max_tokens is sent (the server's default applies)
     temperature: float = 0.0
     sample_temperature: float = 0.7
     seed: int = 0
-    max_tries: int = 8
+    rejection_temperature: float = 1.0
+
+    def temperature_of(self, point: Point) -> float:
+        if point.rejection_cap is not None:
+            return self.rejection_temperature
+        return self.sample_temperature if point.sampled else self.temperature
 
 
 class MethodUnsupported(EndpointError):
@@ -53,16 +58,22 @@ def row_key(settings: Settings, question: Question, point: Point, sample: int) -
         "thinking_budget": point.thinking_budget,
         "sample": sample,
         "max_tokens": settings.max_tokens,
-        "temperature": settings.sample_temperature if point.sampled else settings.temperature,
+        "temperature": settings.temperature_of(point),
         "seed": settings.seed,
         "rejection_cap": point.rejection_cap,
-        "max_tries": settings.max_tries if point.rejection_cap is not None else None,
+        "max_tries": point.max_tries,
     }
     return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:24]
 
 
+def keys_for(settings: Settings, question: Question, point: Point) -> list[str]:
+    return [row_key(settings, question, point, i) for i in range(point.samples)]
+
+
 def prompt_of(question: Question, point: Point) -> str:
-    return f"{question.prompt}\n\n{point.prompt_suffix}" if point.prompt_suffix else question.prompt
+    """The question's text, the method's prompt after a blank line (as s1's templates put it), then the
+    task's answer-format instruction, if any."""
+    return "\n\n".join(part for part in (question.text, point.prompt_suffix, question.instruction) if part)
 
 
 def request_seed(key: str, attempt: int = 0) -> int:
@@ -70,7 +81,9 @@ def request_seed(key: str, attempt: int = 0) -> int:
 
 
 def load_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """Rows already in samples.jsonl by key (a later row with the same key wins; a torn last line is ignored)."""
+    """Rows already in samples.jsonl by key (a later row with the same key wins; a torn last line is ignored).
+
+    Rows of refused requests (`error`) are left out, so that a rerun asks again."""
     rows: dict[str, dict[str, Any]] = {}
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -79,7 +92,10 @@ def load_rows(path: Path) -> dict[str, dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
             if isinstance(row, dict) and "key" in row:
-                rows[row["key"]] = row
+                if row.get("error"):
+                    rows.pop(row["key"], None)
+                else:
+                    rows[row["key"]] = row
     return rows
 
 
@@ -103,7 +119,7 @@ class Runner:
         self._n_supported = True
 
     def keys(self, question: Question, point: Point) -> list[str]:
-        return [row_key(self.settings, question, point, i) for i in range(point.samples)]
+        return keys_for(self.settings, question, point)
 
     def pending(self, done: dict[str, dict[str, Any]]) -> list[tuple[Question, Point]]:
         """Units whose rows are not all in the cache, point by point so early points finish first.
@@ -140,7 +156,13 @@ class Runner:
                     rows = await self._unit(question, point, done)
                 except MethodUnsupported as e:
                     self.failed_methods.setdefault(point.method, str(e))
-                else:
+                    rows = []
+                except RequestRejected as e:
+                    # The endpoint refused this request (a 4xx that retrying will not change): the unit's
+                    # samples are recorded as failed, the run goes on, and the summary reports them.
+                    keys = [(i, k) for i, k in enumerate(self.keys(question, point)) if k not in done]
+                    rows = [self._failed_row(question, point, k, i, {"error": str(e)}) for i, k in keys]
+                if rows:
                     for row in rows:
                         done[row["key"]] = row
                         sink.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -160,8 +182,13 @@ class Runner:
         """The unit's rows not yet in `done` (for majority, the pool samples this n adds)."""
         keys = self.keys(question, point)
         if point.rejection_cap is not None:
-            reply, latency, tries = await self._rejection(question, point, keys[0])
-            return [self._row(question, point, keys[0], 0, reply, latency, 1, tries)]
+            reply, latency, tries, rejected = await self._rejection(question, point, keys[0])
+            if reply is None:
+                failure = f"no try's thinking fit the cap of {point.rejection_cap} tokens in {tries} tries"
+                why = {"failure": failure}
+                return [self._failed_row(question, point, keys[0], 0, why, tries, rejected_thinking=rejected)]
+            row = self._row(question, point, keys[0], 0, reply, latency, 1, tries)
+            return [{**row, "rejected_thinking": rejected}]
         todo = [(i, k) for i, k in enumerate(keys) if k not in done]
         if len(todo) > 1 and self._n_supported:
             try:
@@ -183,30 +210,36 @@ class Runner:
             rows.append(self._row(question, point, key, i, reply, time.perf_counter() - started, 1, 1))
         return rows
 
-    async def _rejection(self, question: Question, point: Point, key: str) -> tuple[Reply, float, int]:
-        """Resample until the thinking fits the cap (s1's rejection sampling), keeping the last try if none fits."""
-        latency = 0.0
-        for attempt in range(self.settings.max_tries):
+    async def _rejection(self, question: Question, point: Point, key: str) -> tuple[Reply | None, float, int, list]:
+        """s1's rejection sampling: tries whose thinking is stopped at cap + 1 tokens (`point.thinking_budget`),
+        drawn until one's thinking fits the cap, at most `point.max_tries`. Returns the kept try (None when
+        none fit), the summed latency, the tries drawn and each rejected try's thinking tokens."""
+        cap, tries = point.rejection_cap, point.max_tries or 1
+        assert cap is not None
+        latency, rejected = 0.0, []
+        for attempt in range(tries):
             started = time.perf_counter()
-            (reply,) = await self._ask(question, point, request_seed(key, attempt), n=1)
+            (reply,) = await self._ask(question, point, request_seed(key, attempt), n=1, needs_report=False)
             latency += time.perf_counter() - started
             if reply.thinking_tokens is None:
                 raise MethodUnsupported(
                     f"method {point.method} needs thinking token counts, and {self.endpoint.base_url} reports none "
                     "(no `thinking` report, no usage.completion_tokens_details.reasoning_tokens)"
                 )
-            if point.rejection_cap is not None and reply.thinking_tokens <= point.rejection_cap:
-                break
-        return reply, latency, attempt + 1
+            if reply.thinking_tokens <= cap:
+                return reply, latency, attempt + 1, rejected
+            rejected.append(reply.thinking_tokens)
+        return None, latency, tries, rejected
 
-    async def _ask(self, question: Question, point: Point, seed: int, n: int) -> list[Reply]:
+    async def _ask(self, question: Question, point: Point, seed: int, n: int, needs_report: bool = True) -> list[Reply]:
         body: dict[str, Any] = {
             "model": self.settings.model,
             "messages": [{"role": "user", "content": prompt_of(question, point)}],
-            "max_tokens": self.settings.max_tokens,
-            "temperature": self.settings.sample_temperature if point.sampled else self.settings.temperature,
+            "temperature": self.settings.temperature_of(point),
             "seed": seed,
         }
+        if self.settings.max_tokens is not None:
+            body["max_tokens"] = self.settings.max_tokens
         if n > 1:
             body["n"] = n
         if point.thinking_budget is not None:
@@ -214,21 +247,33 @@ class Runner:
         try:
             response = await self.endpoint.chat(body)
         except RequestRejected as e:
-            if point.thinking_budget is not None and "thinking" in f"{e.param} {e.message}".lower():
-                raise MethodUnsupported(
-                    f"method {point.method} needs s1serve's thinking_budget field, "
-                    f"which {self.endpoint.base_url} rejected: {e.message}"
-                ) from None
+            # A refused budget *value* (error.param `thinking_budget.<key>`, e.g. a cap larger than the context)
+            # fails these samples only; a refused budget *field* means the endpoint cannot run the method.
+            param = e.param or ""
+            if point.thinking_budget is not None and not param.startswith("thinking_budget."):
+                if "thinking" in f"{param} {e.message}".lower():
+                    raise MethodUnsupported(
+                        f"method {point.method} needs s1serve's thinking_budget field, "
+                        f"which {self.endpoint.base_url} rejected: {e.message}"
+                    ) from None
             raise
         replies = read_replies(response)
         if len(replies) != n:
             raise EndpointError(f"{self.endpoint.base_url} returned {len(replies)} choices for n={n}")
-        if point.thinking_budget is not None and any(r.report is None for r in replies):
+        if needs_report and point.thinking_budget is not None and any(r.report is None for r in replies):
             raise MethodUnsupported(
                 f"method {point.method} needs s1serve's thinking_budget field, which {self.endpoint.base_url} "
                 "ignored (its answer has no per-choice `thinking` report)"
             )
         return replies
+
+    def _failed_row(
+        self, question: Question, point: Point, key: str, sample: int, why: dict[str, str], tries: int = 0, **more: Any
+    ) -> dict[str, Any]:
+        """A sample with no answer: refused by the endpoint (`error`, asked again by a rerun) or, for rejection
+        sampling, no try within the cap (`failure`, kept). The summary counts it as failed, never as a sample."""
+        blank = Reply("", "", None, None, None, None, None)
+        return {**self._row(question, point, key, sample, blank, 0.0, 1, tries), "correct": False, **why, **more}
 
     def _row(
         self,

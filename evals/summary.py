@@ -43,6 +43,8 @@ def point_summary(point: Point, questions: list[Question], rows_by_question: dic
         if rows and all(c is not None for c in completion):
             per_question_completion.append(sum(completion))
     n = len(questions)
+    failed = [r for r in samples if is_failed(r)]
+    answered = [r for r in samples if not is_failed(r)]
     thinking = [r["thinking_tokens"] for r in samples if r["thinking_tokens"] is not None]
     answer = [r["answer_tokens"] for r in samples if r["answer_tokens"] is not None]
     lower, upper = point.bounds
@@ -75,12 +77,16 @@ def point_summary(point: Point, questions: list[Question], rows_by_question: dic
         if (lower, upper) == (None, None) or mean_thinking is None
         else metrics.within(metrics.mean(thinking) or 0.0, lower, upper),
         "samples_within_bounds": None
-        if (lower, upper) == (None, None) or len(thinking) < len(samples)
+        if (lower, upper) == (None, None) or not thinking or len(thinking) < len(answered)
         else sum(metrics.within(t, lower, upper) for t in thinking) / len(thinking),
         "mean_waits_inserted": metrics.mean([r["waits_inserted"] for r in samples if r["waits_inserted"] is not None]),
         "forced_end_share": metrics.mean([float(r["forced_end"]) for r in samples if r["forced_end"] is not None]),
         "unanswered_share": metrics.mean([float(r["extracted"] is None) for r in samples]),
         "mean_tries": metrics.mean([r["tries"] for r in samples]),
+        # Samples with no answer: refused by the endpoint, or (rejection) no try within the cap. Each counts
+        # as a wrong answer and stays out of every token statistic.
+        "failed_samples": len(failed),
+        "failed_reasons": sorted({r.get("error") or r.get("failure") for r in failed}),
         "request_seconds": round(seconds, 3),
         "output_tokens": output_tokens,
         "output_tokens_per_second": output_tokens / seconds if seconds > 0 else None,
@@ -117,11 +123,18 @@ def method_summary(points: list[dict[str, Any]], close_gap: float = metrics.CLOS
         "scaling_without_close_pairs": scaling.value_without_close,
         "performance": metrics.performance([p["accuracy"] for p in ordered if p["accuracy"] is not None]),
         "budgets": len(ordered),
+        "failed_samples": sum(p["failed_samples"] for p in ordered),
     }
+
+
+def is_failed(row: dict[str, Any]) -> bool:
+    return bool(row.get("error") or row.get("failure"))
 
 
 def regrade(row: dict[str, Any], question: Question) -> dict[str, Any]:
     """The row graded from its stored output against `question`'s gold answer and checker."""
+    if is_failed(row):
+        return {**row, "gold": question.gold, "extracted": None, "correct": False}
     graded = grade_output(question.checker, question.gold, row.get("answer") or "", row.get("thinking") or "")
     return {**row, "gold": question.gold, "extracted": graded.extracted, "correct": graded.correct}
 

@@ -8,7 +8,7 @@ letter. Anything else is a generic `question`/`answer` file graded as math.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from evals.data import DataError
@@ -22,10 +22,18 @@ TASKS = ("aime24", "math500", "gpqa", "generic")
 
 @dataclass(frozen=True)
 class Question:
+    """A question as s1's harness writes it (`text`: the problem, with GPQA's options), and the task's
+    answer-format instruction, asked after the text and any method's prompt (empty: the text alone, as s1)."""
+
     id: str
-    prompt: str
+    text: str
     gold: str
     checker: str  # "math" or "letter"
+    instruction: str = ""
+
+    @property
+    def prompt(self) -> str:
+        return f"{self.text}\n\n{self.instruction}" if self.instruction else self.text
 
 
 def detect_task(rows: list[dict[str, Any]]) -> str:
@@ -38,8 +46,12 @@ def detect_task(rows: list[dict[str, Any]]) -> str:
     return "generic"
 
 
-def build_questions(rows: list[dict[str, Any]], task: str, source: str, seed: int = 0) -> list[Question]:
-    """Questions of `task` from raw records; a record lacking a needed column is a one-line DataError."""
+def build_questions(
+    rows: list[dict[str, Any]], task: str, source: str, seed: int = 0, instruction: bool = True
+) -> list[Question]:
+    """Questions of `task` from raw records; a record lacking a needed column is a one-line DataError.
+
+    Without `instruction` each question is its text alone, s1's prompt (s1's tasks add no instruction)."""
     if task not in TASKS:
         raise DataError(f"--task {task}: unknown; use one of {', '.join(TASKS)}")
     needed = {
@@ -58,10 +70,11 @@ def build_questions(rows: list[dict[str, Any]], task: str, source: str, seed: in
             )
         qid = str(next((row[k] for k in ("id", "ID", "unique_id", "Record ID") if row.get(k) is not None), index))
         if task == "gpqa":
-            questions.append(_gpqa_question(row, qid, seed))
+            question = _gpqa_question(row, qid, seed)
         else:
             text = row["problem"] if task in ("aime24", "math500") else row["question"]
-            questions.append(Question(qid, f"{str(text).strip()}\n\n{MATH_INSTRUCTION}", str(row["answer"]), "math"))
+            question = Question(qid, str(text).strip(), str(row["answer"]), "math", MATH_INSTRUCTION)
+        questions.append(question if instruction else replace(question, instruction=""))
     if len({q.id for q in questions}) != len(questions):
         raise DataError(f"{source}: record ids are not unique")
     return questions
@@ -73,8 +86,8 @@ def _gpqa_question(row: dict[str, Any], qid: str, seed: int) -> Question:
     random.Random(f"{seed}:{qid}").shuffle(order)  # the same order for this question on every run
     lines = [f"{LETTERS[i]}) {options[j]}" for i, j in enumerate(order)]
     gold = LETTERS[order.index(0)]
-    prompt = f"{str(row['Question']).strip()}\n\n" + "\n".join(lines) + f"\n\n{CHOICE_INSTRUCTION}"
-    return Question(qid, prompt, gold, "letter")
+    text = f"{str(row['Question']).strip()}\n\n" + "\n".join(lines)  # s1's gpqa_diamond_openai layout
+    return Question(qid, text, gold, "letter", CHOICE_INSTRUCTION)
 
 
 def _is_integer(value: Any) -> bool:
