@@ -47,6 +47,35 @@ def method_notes(methods: dict[str, Any]) -> list[str]:
     return notes
 
 
+def early_exit_table(methods: dict[str, Any]) -> list[str]:
+    """Early exit beside plain budget forcing at the caps both ran: accuracy, mean thinking, tokens saved."""
+    if "early-exit" not in methods or "budget" not in methods:
+        return []
+    plain = {p["budget"]: p for p in methods["budget"]["points"] if p["kind"] == "max_thinking"}
+    pairs = [(p, plain[p["budget"]]) for p in methods["early-exit"]["points"] if p["budget"] in plain]
+    if not pairs:
+        return []
+    lines = [
+        "",
+        "## early-exit against budget forcing",
+        "",
+        "Tokens saved: mean thinking per question under budget forcing minus under early exit, at the same cap; "
+        "the probes' own tokens are not thinking and are listed beside it.",
+        "",
+        "| cap | accuracy budget | accuracy early-exit | mean thinking budget | mean thinking early-exit "
+        "| tokens saved | early exits | mean probe tokens |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for early, forced in sorted(pairs, key=lambda pair: pair[0]["budget"]):
+        a, b = forced["mean_thinking_tokens"], early["mean_thinking_tokens"]
+        saved = "n/a" if a is None or b is None else f"{a - b:.0f}" + (f" ({100 * (a - b) / a:.0f}%)" if a else "")
+        lines.append(
+            f"| {early['budget']} | {_pct(forced['accuracy'])} | {_pct(early['accuracy'])} | {_num(a)} | {_num(b)} "
+            f"| {saved} | {_pct(early.get('early_exit_share'))} | {_num(early.get('mean_probe_tokens'))} |"
+        )
+    return lines
+
+
 def render(summary: dict[str, Any]) -> str:
     lines = [
         f"# Test-time scaling: {summary['model']} on {summary['dataset']} ({summary['questions']} questions)",
@@ -68,6 +97,7 @@ def render(summary: dict[str, Any]) -> str:
     notes = method_notes(summary["methods"])
     if notes:
         lines += ["", *notes]
+    lines += early_exit_table(summary["methods"])
     for name, m in summary["methods"].items():
         lines += [
             "",

@@ -249,9 +249,10 @@ class Runner:
         except RequestRejected as e:
             # A refused budget *value* (error.param `thinking_budget.<key>`, e.g. a cap larger than the context)
             # fails these samples only; a refused budget *field* means the endpoint cannot run the method.
-            param = e.param or ""
-            if point.thinking_budget is not None and not param.startswith("thinking_budget."):
-                if "thinking" in f"{param} {e.message}".lower():
+            param, text = e.param or "", e.message.lower()
+            unknown_key = any(w in text for w in ("not a thinking budget field", "unknown", "unrecognized", "extra"))
+            if point.thinking_budget is not None and (unknown_key or not param.startswith("thinking_budget.")):
+                if "thinking" in f"{param} {text}":
                     raise MethodUnsupported(
                         f"method {point.method} needs s1serve's thinking_budget field, "
                         f"which {self.endpoint.base_url} rejected: {e.message}"

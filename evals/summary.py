@@ -83,6 +83,10 @@ def point_summary(point: Point, questions: list[Question], rows_by_question: dic
         "forced_end_share": metrics.mean([float(r["forced_end"]) for r in samples if r["forced_end"] is not None]),
         "unanswered_share": metrics.mean([float(r["extracted"] is None) for r in samples]),
         "mean_tries": metrics.mean([r["tries"] for r in samples]),
+        # Early exit (s1serve's `thinking.early_exit`, `probes`, `probe_tokens`): how often answer probes ended
+        # the thinking, and the tokens they generated (never part of the answer, not in completion_tokens).
+        "early_exit_share": metrics.mean([float(bool(r["early_exit"])) for r in _reported(answered, "early_exit")]),
+        "mean_probe_tokens": metrics.mean([r["probe_tokens"] for r in _reported(answered, "probe_tokens")]),
         # Samples with no answer: refused by the endpoint, or (rejection) no try within the cap. Each counts
         # as a wrong answer and stays out of every token statistic.
         "failed_samples": len(failed),
@@ -125,6 +129,11 @@ def method_summary(points: list[dict[str, Any]], close_gap: float = metrics.CLOS
         "budgets": len(ordered),
         "failed_samples": sum(p["failed_samples"] for p in ordered),
     }
+
+
+def _reported(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The `thinking` reports of the rows that carry `key` (None where none does)."""
+    return [r["thinking_report"] for r in rows if key in (r.get("thinking_report") or {})]
 
 
 def is_failed(row: dict[str, Any]) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from evals.cli import main
-from tests.evals.fake_endpoint import MODEL, Choice, FakeChat
+from tests.evals.fake_endpoint import MODEL, Choice, FakeChat, Refusal
 
 QUESTION = "What is 2 + 3?"
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -54,3 +54,26 @@ def test_with_the_instruction_the_method_prompt_still_follows_the_question(
     assert sorted(sent) == sorted(
         [f"{QUESTION}\n\nThink for up to 2048 tokens.\n\n{INSTRUCTION}", f"{QUESTION}\n\n{INSTRUCTION}"]
     )
+
+
+def test_a_server_without_the_thinking_stop_text_cannot_run_step_forcing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fake refuses `until` as today's s1serve words it; the method fails, the run goes on."""
+
+    def reply(body: dict, index: int) -> Choice | Refusal:
+        if "until" in body.get("thinking_budget", {}):
+            return Refusal(
+                "thinking_budget.until is not a thinking budget field; use max_tokens", "thinking_budget.until"
+            )
+        return Choice("\\boxed{5}", thinking="Add.")
+
+    FakeChat(reply).install(monkeypatch)
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": QUESTION, "answer": "5"}) + "\n")
+    argv = ["--model", MODEL, "--dataset", str(data), "--max-tokens", "100", "--out", str(tmp_path / "out")]
+    assert main([*argv, "--no-progress", "--methods", "step-conditional+budget,step-conditional"]) == 1
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert "not a thinking budget field" in summary["failed_methods"]["step-conditional+budget"]
+    assert "step-conditional" in summary["methods"] and "step-conditional+budget" not in summary["methods"]
+    assert "step-conditional+budget did not run" in capsys.readouterr().err
