@@ -144,3 +144,23 @@ def test_resumed_run_sends_no_request(first_run: Path) -> None:
     assert again["requests_sent"] == 0
     assert again["methods"] == first["methods"]
     assert (first_run / "samples.jsonl").read_bytes() == before
+
+
+def test_defaults_fit_the_served_context_and_refusals_do_not_end_the_run(s1serve: Server, tmp_path: Path) -> None:
+    """The server runs with --max-model-len 2048: with no --max-tokens the run fits; with a bound the server
+    refuses, every sample is recorded as failed and the run still writes its summary."""
+    base = ["--base-url", f"{s1serve.base_url}/v1", "--dataset", str(ARITHMETIC), "--limit", "2"]
+    base += ["--methods", "budget", "--max-thinking", "8", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "fit")]) == 0
+    summary = json.loads((tmp_path / "fit" / "summary.json").read_text())
+    bound = summary["max_tokens"]["value"]
+    assert bound is not None and 2048 - 200 < bound < 2048 and "2048" in summary["max_tokens"]["how"]
+    (point,) = summary["methods"]["budget"]["points"]
+    assert point["failed_samples"] == 0 and point["n"] == 2 and point["p95_thinking_tokens"] <= 8
+
+    assert main([*base, "--max-tokens", "4096", "--out", str(tmp_path / "over")]) == 1
+    summary = json.loads((tmp_path / "over" / "summary.json").read_text())
+    (point,) = summary["methods"]["budget"]["points"]
+    assert point["failed_samples"] == 2 and point["accuracy"] == 0.0
+    assert summary["failed_samples"] == {"budget": 2}
+    assert "HTTP 400" in (tmp_path / "over" / "summary.md").read_text()
