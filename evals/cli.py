@@ -193,7 +193,7 @@ async def evaluate(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - started
 
     record.setdefault("bounds", {})[model] = {"max_tokens": bound.max_tokens, "how": bound.how}
-    record_run(args.out, record, points, settings, source)
+    record_run(args.out, record, [p for p in points if p.method not in runner.failed_methods], settings, source)
     earlier = earlier_methods(record, {p.method for p in points}, source)
     settings_of = {name: Settings(**entry["settings"]) for name, entry in earlier.items()}
     every = points + [Point.from_json(p) for entry in earlier.values() for p in entry["points"]]
@@ -213,7 +213,9 @@ async def evaluate(args: argparse.Namespace) -> int:
         "max_tokens": {"value": bound.max_tokens, "how": bound.how},
         "scaling_unit": SCALING_UNIT,
         "methods": methods,
-        "earlier_methods": {name: earlier[name] | {"points": len(earlier[name]["points"])} for name in earlier},
+        "earlier_methods": {
+            name: earlier[name] | {"points": len(earlier[name]["points"])} for name in earlier if name in methods
+        },
         "failed_methods": runner.failed_methods,
         "failed_samples": {name: m["failed_samples"] for name, m in methods.items() if m["failed_samples"]},
         "requests_sent": endpoint.requests_sent,
