@@ -30,11 +30,11 @@ def method_notes(methods: dict[str, Any]) -> list[str]:
             )
         if m.get("failed_samples"):
             broken = [p for p in m["points"] if p["failed_samples"]]
-            where = ", ".join(f"{p['label']} {p['failed_samples']}" for p in broken)
+            where = ", ".join(f"{p['label']}: {p['failed_samples']}" for p in broken)
             reasons = sorted({r for p in broken for r in p["failed_reasons"]})
             notes.append(
                 f"- **Failed samples, {name}**: {m['failed_samples']} ({where}). Each counts as a wrong answer and "
-                f"is left out of the token statistics. {'; '.join(reasons[:3])}."
+                f"is left out of the token statistics. Why: {'; '.join(reasons[:3])}."
             )
         close = m.get("scaling_close_pairs") or []
         if close:
@@ -104,8 +104,8 @@ def render(summary: dict[str, Any]) -> str:
             f"## {name}",
             "",
             "| budget | accuracy (95% CI) | mean thinking | thinking p50 / p95 per sample | mean answer | waits "
-            f"| forced ends | within | compute ({_compute_name(m)}) |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+            f"| forced ends | within | failed | compute ({_compute_name(m)}) |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
         ]
         for p in m["points"]:
             low, high = p["accuracy_ci95"]
@@ -115,6 +115,7 @@ def render(summary: dict[str, Any]) -> str:
                 f"| {_num(p['mean_thinking_tokens'])} | {_num(p['p50_thinking_tokens'])} / "
                 f"{_num(p['p95_thinking_tokens'])} | {_num(p['mean_answer_tokens'])} "
                 f"| {_num(p['mean_waits_inserted'], 2)} | {_pct(p['forced_end_share'])} | {within} "
+                f"| {p.get('failed_samples', 0)} "
                 f"| {_num(p.get('compute_tokens'))} |"
             )
     for name, reason in summary.get("failed_methods", {}).items():
