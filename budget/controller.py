@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from budget.early_exit_probes import EarlyExitProbes
 from budget.formats import ends_with_newline
 from budget.harness_profile import HarnessProfile
 from budget.rounds import (
@@ -26,6 +27,7 @@ from budget.rounds import (
     FormatTokens,
     Insertion,
     InsertKind,
+    Probe,
     Round,
     Segment,
     TextCodec,
@@ -62,7 +64,7 @@ def resolve_auto_cap(spec: BudgetSpec, tokens: FormatTokens, encode: Callable[[s
     return cap
 
 
-class ThinkingController(HarnessProfile):
+class ThinkingController(HarnessProfile, EarlyExitProbes):
     """Drives one choice from the first thinking token to the end of its answer.
 
     `total_limit` bounds every token generated or inserted after the prompt (the request's
@@ -118,6 +120,8 @@ class ThinkingController(HarnessProfile):
         self._rounds_done = 0
         if self.profile == "harness":
             self._harness_init()
+        self._floor_spent = False  # a round since the last override (or the start) wrote a token
+        self._early_exit_init()
 
     # -- set-up ----------------------------------------------------------------------------------
     def _resolve_cap(self, prompt_tokens: int | None) -> int | None:
@@ -186,7 +190,11 @@ class ThinkingController(HarnessProfile):
         if self._in_grace:
             return self._finish_grace(list(ids), attempt)
 
+        if self._pending:  # a trigger prefix held over a probe split: the round continued it
+            ids, attempt = self._rejoin(list(ids), attempt)
         kept = self._strip_attempt(ids, attempt) if attempt is not None else list(ids)
+        if attempt is None and self._early is not None:
+            kept = self._hold_partial_trigger(kept)
         self._keep_thinking(kept)
 
         if attempt is None:
@@ -199,6 +207,7 @@ class ThinkingController(HarnessProfile):
         below_min = self.report.thinking_tokens < self.min_tokens
         ignoring = self.report.ends_ignored < self.spec.num_ignore
         if ignoring or below_min:
+            self._floor_spent = False
             if self._wait_ids:
                 return self._insert_wait()
             if ignoring:  # s1's thinking_n_ignore without a string: drop the attempt, go on
@@ -212,6 +221,7 @@ class ThinkingController(HarnessProfile):
 
     # -- exact profile ---------------------------------------------------------------------------------
     def _thinking_round(self) -> Action:
+        """The next thinking round, or the probe due first."""
         limit = self.total_left
         if self.cap_left is not None:
             limit = min(limit, self.cap_left)
@@ -219,9 +229,14 @@ class ThinkingController(HarnessProfile):
             if self.cap_left is not None and self.cap_left <= 0:
                 return self._at_cap()
             return Action(finish_reason="length")
+        if (probe := self._probe()) is not None:
+            return probe
+        if self._early is not None:  # stop where the next probe is due, past a held trigger prefix
+            limit = min(limit - len(self._pending), self._probe_at - self._thinking_seen)
         # s1 runs every round with min_tokens=1 once end attempts are ignored: after an
-        # override the model writes at least one token before it may try to end again.
-        floor = 1 if (self.spec.num_ignore or self.report.ends_ignored) else 0
+        # override the model writes at least one token before it may try to end again (a round
+        # split after that token, at a probe point, does not ask for one more).
+        floor = 1 if (self.spec.num_ignore or self.report.ends_ignored) and not self._floor_spent else 0
         suppress = 0
         if not self._wait_ids and self.report.thinking_tokens < self.min_tokens:
             suppress = self.min_tokens - self.report.thinking_tokens
@@ -239,6 +254,8 @@ class ThinkingController(HarnessProfile):
                 stop=() if single else (self.tokens.fmt.trigger,),
                 bad_words=(self.tokens.fmt.trigger,) if ban else (),
                 sampling=self._sampling,
+                # A probe split may cut a text trigger: its rounds settle before they are shown.
+                provisional=self._early is not None and not single,
             )
         )
 
@@ -257,7 +274,12 @@ class ThinkingController(HarnessProfile):
             action = self._end_thinking(forced=True)
         else:
             action = self._thinking_round()
-        return Action(inserts=(insert, *action.inserts), round=action.round, finish_reason=action.finish_reason)
+        return Action(
+            inserts=(insert, *action.inserts),
+            round=action.round,
+            finish_reason=action.finish_reason,
+            probe=action.probe,
+        )
 
     def _at_cap(self) -> Action:
         """The rounds used the cap: a grace round to finish the sentence, or the forced end."""
@@ -294,13 +316,14 @@ class ThinkingController(HarnessProfile):
         self.report.grace_tokens = len(ids)
         return self._end_thinking(forced=True)
 
-    def _end_thinking(self, *, forced: bool, sep: bool = False) -> Action:
-        """Close the thinking segment: end delimiter, and on a forced end the final-answer text."""
+    def _end_thinking(self, *, forced: bool, sep: bool = False, message: bool = True) -> Action:
+        """Close the thinking segment: end delimiter, and on a forced end the final-answer text
+        (after the cap message, unless `message` is false: an early exit is not out of budget)."""
         t = self.tokens
         inserts: list[Insertion] = []
         if forced:
             thinking = list(self.thinking_ids)
-            if self._reserve:
+            if self._reserve and message:
                 lead = t.newline_ids if thinking and not ends_with_newline(self.codec.decode, thinking) else ()
                 ids = lead + self._message_ids
                 text = ("\n" if lead else "") + self.spec.cap_message
@@ -334,6 +357,8 @@ class ThinkingController(HarnessProfile):
 
     # -- pieces ---------------------------------------------------------------------------------
     def _keep_thinking(self, kept: list[int]) -> None:
+        if kept:
+            self._floor_spent = True
         self._append(kept)
         self.thinking_ids.extend(kept)
         self.report.thinking_tokens += len(kept)
@@ -365,6 +390,7 @@ __all__ = [
     "FormatTokens",
     "InsertKind",
     "Insertion",
+    "Probe",
     "Round",
     "Segment",
     "TextCodec",

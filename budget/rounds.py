@@ -97,12 +97,24 @@ class Insertion:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """An answer probe: a separate greedy engine request over `prompt +
+    controller.completion_ids + ids`, at most `max_tokens` long, that stops once its answer's brace is closed
+    (`budget.early_exit.closed_answer`). Its output is never shown; `finish_probe` takes it."""
+
+    ids: tuple[int, ...]
+    max_tokens: int
+
+
+@dataclass(frozen=True)
 class Action:
-    """What the engine loop does next: show `inserts`, then run `round` or finish."""
+    """What the engine loop does next: show `inserts`, then run `probe` (and hand its output
+    to `finish_probe`), or run `round`, or finish."""
 
     inserts: tuple[Insertion, ...] = ()
     round: Round | None = None
     finish_reason: str | None = None
+    probe: Probe | None = None
 
 
 @dataclass
@@ -120,6 +132,9 @@ class ThinkingReport:
     grace_tokens: int = 0  # thinking tokens generated past the cap to finish a sentence
     cut_tokens: int = 0  # harness profile: thinking generated past the cap and cut away
     thinking_cap: int | None = None  # the cap applied ("auto" resolved)
+    early_exit: bool | None = None  # None: early exit was off; True: the probes ended the thinking
+    probes: int = 0  # answer probes run
+    probe_tokens: int = 0  # tokens the probes generated (never shown, never billed)
     profile: str = DEFAULT_PROFILE
     inserted: dict[str, int] = field(
         default_factory=lambda: {"wait": 0, "final_answer": 0, "delimiter": 0, "cap_message": 0}
@@ -142,4 +157,8 @@ class ThinkingReport:
         if self.profile != DEFAULT_PROFILE:
             out["profile"] = self.profile
             out["cut_tokens"] = self.cut_tokens
+        if self.early_exit is not None:
+            out["early_exit"] = self.early_exit
+            out["probes"] = self.probes
+            out["probe_tokens"] = self.probe_tokens
         return out

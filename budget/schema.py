@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from budget.spec import AUTO, PROFILES, SAMPLING_RANGES, declared
+from budget.early_exit import EarlyExit
+from budget.spec import AUTO, EARLY_EXIT_KEYS, PROFILES, SAMPLING_RANGES, declared
 
 NON_NEGATIVE: dict[str, Any] = {"type": "integer", "minimum": 0}
 
@@ -25,6 +26,19 @@ def sampling_schema(description: str = "") -> dict[str, Any]:
             prop["maximum" if high_in else "exclusiveMaximum"] = high
         properties[key] = prop
     return {"type": "object", "properties": properties, "additionalProperties": False, "description": description}
+
+
+def early_exit_schema(description: str) -> dict[str, Any]:
+    """`thinking_budget.early_exit`: a boolean, or the object of EARLY_EXIT_KEYS with their ranges."""
+    defaults = EarlyExit().to_dict()
+    properties: dict[str, Any] = {}
+    for key, bounds in EARLY_EXIT_KEYS.items():
+        if bounds is None:
+            properties[key] = {"type": ["string", "null"], "minLength": 1, "default": defaults[key]}
+        else:
+            properties[key] = {"type": "integer", "minimum": bounds[0], "maximum": bounds[1], "default": defaults[key]}
+    obj = {"type": "object", "properties": properties, "additionalProperties": False}
+    return {"anyOf": [{"type": "boolean"}, obj, {"type": "null"}], "description": description}
 
 
 def key_schema(name: str) -> dict[str, Any]:
@@ -44,6 +58,8 @@ def key_schema(name: str) -> dict[str, Any]:
         return {"type": "boolean", "default": f.default, "description": key.description}
     if key.kind == "profile":
         return {"anyOf": [{"type": "string", "enum": list(PROFILES)}, {"type": "null"}], "description": key.description}
+    if key.kind == "early_exit":
+        return early_exit_schema(key.description)
     return sampling_schema(key.description)
 
 
@@ -53,8 +69,8 @@ def thinking_budget_schema() -> dict[str, Any]:
         "type": "object",
         "properties": {f.name: key_schema(f.name) for f in declared() if f.metadata["key"].request},
         "additionalProperties": False,
-        "description": "min_tokens must not exceed an integer max_tokens; profile 'harness' takes no cap_message "
-        "or grace_tokens",
+        "description": "min_tokens must not exceed an integer max_tokens; profile 'harness' takes no cap_message, "
+        "grace_tokens or early_exit",
     }
     return {
         "anyOf": [NON_NEGATIVE, {"type": "string", "enum": [AUTO]}, budget_object, {"type": "null"}],

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
+from budget.early_exit import MAX_PROBE_TOKENS, MIN_EVERY, EarlyExit
+
 DEFAULT_WAIT_TEXT = "Wait"
 DEFAULT_FINAL_ANSWER_TEXT = "Final Answer:"
 
@@ -38,7 +40,14 @@ SAMPLING_RANGES: dict[str, tuple[float, bool, float, bool, bool]] = {
     "repetition_penalty": (0.0, False, math.inf, False, False),
 }
 
-KeyKind = Literal["cap", "count", "text", "profile", "sampling", "flag"]
+KeyKind = Literal["cap", "count", "text", "profile", "sampling", "flag", "early_exit"]
+# early_exit's object keys: (minimum, maximum) for integers, None for the probe text.
+EARLY_EXIT_KEYS: dict[str, tuple[int, int] | None] = {
+    "every": (MIN_EVERY, 1 << 30),
+    "agree": (1, 1 << 10),
+    "probe_text": None,
+    "probe_tokens": (1, MAX_PROBE_TOKENS),
+}
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,9 @@ class Key:
 
     cap: a non-negative integer, "auto" or null; count: a non-negative integer; text: a
     string; profile: one of PROFILES or null; sampling: an object of SAMPLING_RANGES keys;
-    flag: a boolean. `request`: a key of the `thinking_budget` object (flags are set by the
-    other spellings and by the server only).
+    flag: a boolean; early_exit: true, false or an object of EARLY_EXIT_KEYS. `request`: a
+    key of the `thinking_budget` object (flags are set by the other spellings and by the
+    server only).
     """
 
     kind: KeyKind
@@ -101,6 +111,12 @@ class BudgetSpec:
     )
     cap_message: str = _key("text", "", "inserted in the thinking before a forced end; it fits inside the cap")
     grace_tokens: int = _key("count", 0, "at the cap, thinking tokens allowed past it to finish the sentence")
+    early_exit: EarlyExit | bool | None = _key(
+        "early_exit",
+        None,
+        "end the thinking once `agree` answer probes, one every `every` thinking tokens, agree; "
+        "true: the defaults; null: the server's --early-exit",
+    )
     enabled: bool = _key("flag", True, "false skips thinking entirely (the answer starts at once)", request=False)
     fit_to_context: bool = _key(
         "flag", False, "the cap came from a level, not a number: it shrinks to fit the context", request=False
@@ -116,6 +132,18 @@ class BudgetSpec:
     @property
     def auto(self) -> bool:
         return self.max_tokens == AUTO
+
+    @property
+    def probing(self) -> EarlyExit | None:
+        """The early exit in force: None when off, not named, or without thinking."""
+        return self.early_exit if isinstance(self.early_exit, EarlyExit) and self.enabled else None
+
+    def with_early_exit(self, default: EarlyExit | None) -> BudgetSpec:
+        """This spec with the server's early exit filled in when the request named none (the
+        harness profile has none: the server's default does not apply to it)."""
+        if default is None or self.early_exit is not None or self.profile == "harness":
+            return self
+        return replace(self, early_exit=default)
 
     def param(self, key: str) -> str:
         """The request field the client sent this key's value in."""
@@ -147,6 +175,8 @@ class BudgetSpec:
         """Every declared field, JSON-safe; `from_dict` gives back an equal spec."""
         out = {f.name: getattr(self, f.name) for f in declared()}
         out["sampling"] = dict(self.sampling)
+        if isinstance(self.early_exit, EarlyExit):
+            out["early_exit"] = self.early_exit.to_dict()
         return out
 
     @classmethod
@@ -198,12 +228,16 @@ def _validate(spec: BudgetSpec) -> None:
         elif kind == "sampling":
             for key, item in value.items():
                 _check_sampling(key, item, spec.param(f.name))
+        elif kind == "early_exit" and value is not None and not isinstance(value, bool):
+            if not isinstance(value, EarlyExit):
+                fail(f.name, "must be true, false or an object")
+            _check_early_exit(value.to_dict(), spec.param(f.name))
     if _is_int(spec.max_tokens) and spec.min_tokens > spec.max_tokens:  # type: ignore[operator]
         low, high = spec.param("min_tokens"), spec.param("max_tokens")
         raise BudgetError(low, f"{low} ({spec.min_tokens}) must not exceed {high} ({spec.max_tokens})")
     if spec.profile == "harness":
         # The harness has neither; silently dropping them would break the parity promise.
-        for key in ("cap_message", "grace_tokens"):
+        for key in ("cap_message", "grace_tokens", "early_exit"):
             if getattr(spec, key):
                 fail(key, "is not available with profile 'harness'")
 
@@ -225,6 +259,31 @@ def _check_sampling(key: object, value: object, prefix: str) -> None:
     if too_low or too_high:
         lo, hi = ("[" if low_in else "(") + f"{low}", f"{high}" + ("]" if high_in else ")")
         raise BudgetError(name, f"{name} must be in {lo}, {hi}, got {value}")
+
+
+def _check_early_exit(value: Mapping[str, Any], prefix: str) -> None:
+    for key, item in value.items():
+        name = f"{prefix}.{key}"
+        if key not in EARLY_EXIT_KEYS:
+            raise BudgetError(name, f"{name} is not an early_exit field; use {', '.join(EARLY_EXIT_KEYS)}")
+        bounds = EARLY_EXIT_KEYS[key]
+        if bounds is None:
+            if item is not None and (not isinstance(item, str) or not item):
+                raise BudgetError(name, f"{name} must be a non-empty string")
+        elif not _is_int(item):
+            raise BudgetError(name, f"{name} must be an integer")
+        elif not bounds[0] <= item <= bounds[1]:
+            raise BudgetError(name, f"{name} must be in [{bounds[0]}, {bounds[1]}], got {item}")
+
+
+def _early_exit_value(value: Any, param: str) -> EarlyExit | bool | None:
+    """A request's `early_exit`: true (the defaults), false, null, or an object."""
+    if value is None or isinstance(value, (bool, EarlyExit)):
+        return EarlyExit() if value is True else value
+    if not isinstance(value, Mapping):
+        raise BudgetError(param, f"{param} must be true, false or an object")
+    _check_early_exit(value, param)
+    return EarlyExit(**{k: v for k, v in value.items() if v is not None})
 
 
 def _object_fields(value: Mapping[str, Any], param: str, *, allow_null: bool) -> dict[str, Any]:
@@ -253,6 +312,9 @@ def _build(values: dict[str, Any], names: Mapping[str, str], default_profile: st
         if default_profile not in PROFILES:
             raise ValueError(f"unknown budget profile {default_profile!r}; choose one of {', '.join(PROFILES)}")
         values = {**values, "profile": default_profile}
+    if "early_exit" in values:
+        name = names.get("early_exit") or f"{REQUEST_FIELD}.early_exit"
+        values = {**values, "early_exit": _early_exit_value(values["early_exit"], name)}
     return BudgetSpec(**values, names=names)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from budget.early_exit import EarlyExit
 from budget.formats import ThinkingFormat, detect_format, get_format
 from budget.rounds import FormatTokens
 from server import __version__
@@ -53,6 +54,7 @@ class S1Options:
     log_requests: bool = True
     protect_metrics: bool = False
     budget_profile: str = "exact"
+    early_exit: EarlyExit | None = None  # --early-exit: the default for budgets naming none
     forcing_path: str = "auto"
     limits: LimitSettings = field(default_factory=LimitSettings)
     admin_routes: bool = False  # serve vLLM's administrative routes (behind a key when keys are set)
@@ -190,6 +192,7 @@ def install(app: FastAPI, client: ForcingEngineClient, options: S1Options, serve
         log_json=options.log_json,
         opener_tokens=0 if _template_opens_thinking(client) else len(client.tokens.start_ids),
         budget_profile=options.budget_profile,
+        early_exit=options.early_exit,
     )
     limits = dataclasses.replace(
         options.limits,

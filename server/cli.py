@@ -101,6 +101,16 @@ def add_s1serve_flags(parser: argparse.ArgumentParser) -> None:
         "(see docs/fidelity.md)",
     )
     group.add_argument(
+        "--early-exit",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="EVERY[,AGREE]",
+        help="end the thinking once AGREE answer probes in a row (default 3), one every EVERY thinking tokens "
+        "(default 256), give the same answer; applies to requests whose budget names no early_exit (off unless "
+        "given; see docs/api.md)",
+    )
+    group.add_argument(
         "--forcing-path",
         choices=["auto", "sessions", "resubmission"],
         default="auto",
@@ -282,6 +292,7 @@ def serve(argv: list[str]) -> int:
         return 2
     parser = serve_parser()
     args = parser.parse_args(argv)
+    from budget.early_exit import parse_flag
     from server.http.budget_fields import EffortBudgets
     from server.vllm_compat import configure_logging_from_args, validate_parsed_serve_args
 
@@ -293,8 +304,11 @@ def serve(argv: list[str]) -> int:
         keys = [os.environ["S1SERVE_API_KEY"]]
     try:
         efforts = EffortBudgets.parse(args.reasoning_effort_budgets)
+        early_exit = None if args.early_exit is None else parse_flag(args.early_exit)
     except ValueError as e:
         parser.error(str(e))
+    if early_exit is not None and args.budget_profile == "harness":
+        parser.error("--early-exit is not part of s1's harness: it cannot be the default with --budget-profile harness")
     apply_cpu_defaults(args, explicit_dests(parser, argv))
     args.api_key = None  # s1serve checks keys itself, with names for the metrics
     validate_parsed_serve_args(args)
@@ -316,6 +330,7 @@ def serve(argv: list[str]) -> int:
         log_requests=not args.disable_request_log,
         protect_metrics=args.protect_metrics,
         budget_profile=args.budget_profile,
+        early_exit=early_exit,
         forcing_path=args.forcing_path,
         limits=limit_settings(args),
         admin_routes=args.enable_admin_routes,

@@ -19,7 +19,7 @@ from budget.controller import EndAttempt, ThinkingController
 from budget.spec import BudgetSpec
 from budget.splitter import TriggerHoldback
 from server.engine.records import ChoiceRecord, RequestRecord
-from server.engine.rounds import Codec, certain, resubmitted_round, round_params
+from server.engine.rounds import Codec, certain, probe_round, resubmitted_round, round_params
 from server.engine.session import ForcingSession, session_compatible
 from server.vllm_compat import CompletionOutput, Logprob, RequestOutput, RequestOutputKind, SamplingParams
 
@@ -178,6 +178,22 @@ class ForcedRun:
                     text = insert.text if insert.segment is not None else self._text(insert.ids, params)
                     forced_lp = [certain(t, host.codec) for t in insert.ids] if want_logprobs else None
                     yield Piece(index, text, list(insert.ids), forced_lp)
+                if action.probe is not None:
+                    if host.live_rounds.get(request_id) is None:  # aborted before the probe
+                        choice.finish_reason = "abort"
+                        return
+                    # The session (if any) waits paused, holding its blocks, for the probe's few steps.
+                    text, count = await probe_round(
+                        host.engine,
+                        prompt_ids + ctl.completion_ids + list(action.probe.ids),
+                        action.probe,
+                        f"{request_id}-{index}-probe{ctl.report.probes}",
+                        req.kwargs,
+                        cache_salt=req.prompt.get("cache_salt"),
+                        live=live,
+                    )
+                    action = ctl.finish_probe(text, count)
+                    continue
                 if action.round is None:
                     choice.finish_reason = action.finish_reason
                     choice.completion_tokens = len(ctl.completion_ids)

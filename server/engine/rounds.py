@@ -1,4 +1,5 @@
-"""How a controller round becomes engine work: its sampling params and the resubmission runner.
+"""How a controller round becomes engine work: its sampling params, the resubmission runner,
+and the answer probe.
 
 `round_params` is shared by both forcing paths (a session chunk carries the same params as a
 resubmitted round) and by the oracle driver, so the three run the controller's rounds alike.
@@ -7,9 +8,11 @@ resubmitted round) and by the oracle driver, so the three run the controller's r
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
-from budget.rounds import Round
+from budget.early_exit import closed_answer
+from budget.rounds import Probe, Round
 from server.engine.xargs import without_own_keys
 from server.vllm_compat import CompletionOutput, Logprob, RequestOutputKind, SamplingParams, tokens_input
 
@@ -108,3 +111,44 @@ async def resubmitted_round(
             yield out.outputs[0]
     finally:
         live.discard(round_id)
+
+
+def probe_params(probe: Probe) -> SamplingParams:
+    """A probe decodes greedily (the answer the model holds now, not a sample of it), shows
+    nothing, and stops at EOS or `probe.max_tokens` if its answer's brace never closes."""
+    return SamplingParams(
+        n=1, temperature=0.0, max_tokens=probe.max_tokens, skip_special_tokens=True, output_kind=RequestOutputKind.DELTA
+    )
+
+
+async def probe_round(
+    engine: Any,
+    target: list[int],
+    probe: Probe,
+    probe_id: str,
+    kwargs: dict[str, Any],
+    *,
+    cache_salt: str | None,
+    live: set[str],
+) -> tuple[str, int]:
+    """Run one answer probe as its own engine request over `target` (the choice's sequence
+    plus the probe's ids): most of it is a prefix-cache hit on the blocks the choice's session
+    or last round holds. Returns the probe's text and token count. The request is aborted as
+    soon as the answer's brace closes, and `live` holds its id while it runs."""
+    live.add(probe_id)
+    round_kwargs = {k: v for k, v in kwargs.items() if k not in ("reasoning_ended", "reasoning_parser_kwargs")}
+    text, count = "", 0
+    try:
+        outputs = engine.generate(
+            tokens_input(target, cache_salt=cache_salt), probe_params(probe), probe_id, **round_kwargs
+        )
+        async with aclosing(outputs):  # closing a running request's stream aborts it in the engine
+            async for out in outputs:
+                o = out.outputs[0]
+                text += o.text
+                count += len(o.token_ids)
+                if closed_answer(text) is not None:
+                    break
+    finally:
+        live.discard(probe_id)
+    return text, count

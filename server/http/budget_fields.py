@@ -13,6 +13,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from budget.early_exit import EarlyExit
 from budget.spec import REQUEST_FIELD, BudgetError, BudgetSpec, budget_from, parse_thinking_budget
 from server.engine.xargs import BUDGET_KEY, FORCED_KEY, spec_from_json
 
@@ -90,12 +91,15 @@ def resolve_budget(
     default_profile: str | None = None,
     *,
     mark: bool = True,
+    default_early_exit: EarlyExit | None = None,
 ) -> BudgetSpec | None:
     """Take the budget spellings out of a request body and return its budget (None: no budget).
 
     One spelling per request: mixing them is ambiguous and is rejected, naming the fields.
     `reasoning_effort` stays in the body as well, since chat templates read it. With `mark`, a
     budgeted request's `vllm_xargs` gets the marker the reasoning parser reads.
+    `default_early_exit` (the server's --early-exit) applies to a budget that names no
+    early_exit, and makes a generation request without a budget one of early exit alone.
     """
     found: list[tuple[str, Any]] = []
 
@@ -130,9 +134,12 @@ def resolve_budget(
     if len(found) > 1:
         names = ", ".join(name for name, _ in found)
         raise BudgetError(found[1][0], f"send one thinking budget field, not several: got {names}")
-    if not found:
+    if not found and (default_early_exit is None or not mark):
         return None
-    spec = _spec_of(*found[0], efforts, default_profile)
+    spec = (
+        _spec_of(*found[0], efforts, default_profile) if found else budget_from({}, {}, default_profile=default_profile)
+    )
+    spec = spec.with_early_exit(default_early_exit)
     if isinstance(xargs, Mapping) and BUDGET_KEY in xargs:
         body["vllm_xargs"] = xargs = {k: v for k, v in xargs.items() if k != BUDGET_KEY}
     if mark:

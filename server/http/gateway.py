@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from budget.early_exit import EarlyExit
 from budget.spec import BudgetError, BudgetSpec
 from server.engine.records import RequestRecord, current_record
 from server.http.admission import Admission, LimitSettings
@@ -63,6 +64,7 @@ class HttpConfig:
     # chat template opens it): count_tokens adds them, so it matches what generation reports.
     opener_tokens: int = 0
     budget_profile: str | None = None  # the server's --budget-profile, for budgets naming none
+    early_exit: EarlyExit | None = None  # the server's --early-exit, for budgets naming none
 
 
 @dataclass
@@ -210,6 +212,7 @@ class _Request:
             config.efforts,
             config.budget_profile,
             mark=endpoint != "count_tokens",
+            default_early_exit=config.early_exit,
         )
         if set(data) == keys and data.get("vllm_xargs") is xargs:
             return spec, body

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from budget.controller import Action, EndAttempt, FormatTokens, Round, ThinkingController
+from budget.controller import Action, EndAttempt, FormatTokens, Probe, Round, ThinkingController
 from budget.formats import ThinkingFormat
 from budget.spec import BudgetSpec
 
@@ -45,6 +45,7 @@ class ScriptedEngine:
     eos: str = "<eos>"
     rounds: list[Round] = field(default_factory=list)
     masked: int = 0
+    probes: list[tuple[list[int], Probe]] = field(default_factory=list)  # (completion ids, probe) as asked
 
     def run(self, rnd: Round) -> tuple[list[int], EndAttempt | None, str]:
         self.rounds.append(rnd)
@@ -72,12 +73,26 @@ class ScriptedEngine:
 
 
 def run_controller(
-    spec: BudgetSpec, fmt: ThinkingFormat, codec: FakeCodec, script: list[str], total_limit: int = 1000
+    spec: BudgetSpec,
+    fmt: ThinkingFormat,
+    codec: FakeCodec,
+    script: list[str],
+    total_limit: int = 1000,
+    probe_outputs: list[str] | None = None,
+    context_left: int | None = None,
 ) -> tuple[ThinkingController, ScriptedEngine, list[Action]]:
+    """Drive a controller over a scripted engine; answer probes play `probe_outputs` in order
+    (each output's length in tokens is its count of characters)."""
     engine = ScriptedEngine(codec, list(script))
-    ctl = ThinkingController(spec, FormatTokens.build(fmt, codec.encode), codec, total_limit)
+    ctl = ThinkingController(spec, FormatTokens.build(fmt, codec.encode), codec, total_limit, context_left=context_left)
+    outputs = list(probe_outputs or [])
     actions = [ctl.start()]
-    while actions[-1].round is not None:
+    while actions[-1].round is not None or actions[-1].probe is not None:
+        if actions[-1].probe is not None:
+            engine.probes.append((list(ctl.completion_ids), actions[-1].probe))
+            out = outputs.pop(0)
+            actions.append(ctl.finish_probe(out, len(out)))
+            continue
         ids, attempt, reason = engine.run(actions[-1].round)
         actions.append(ctl.finish_round(ids, attempt, reason))
     return ctl, engine, actions
