@@ -229,3 +229,44 @@ def test_a_custom_probe_text_follows_the_end_delimiter(codec: FakeCodec) -> None
     ctl, engine, _ = run_controller(budget, THINK, codec, ["a"] * 16 + ["ans", "<eos>"], probe_outputs=["b}"])
     assert codec.decode(list(engine.probes[0][1].ids)) == "\n</think>\nans{"
     assert ctl.report.early_exit is True
+
+
+# -- the server's default ---------------------------------------------------------------------
+
+
+def test_the_server_default_fills_budgets_naming_none_and_requests_without_one() -> None:
+    from server.http.budget_fields import EffortBudgets, resolve_budget
+
+    default = EarlyExit(every=64, agree=2)
+
+    def resolve(**fields: object) -> BudgetSpec | None:
+        body = {"messages": [{"role": "user", "content": "x"}], **fields}
+        return resolve_budget(body, "chat", EffortBudgets(), default_early_exit=default)
+
+    assert resolve().probing == default  # no budget: early exit alone, no cap
+    assert resolve().max_tokens is None
+    assert resolve(thinking_budget=100).probing == default
+    assert resolve(thinking_budget={"max_tokens": 9, "early_exit": False}).probing is None
+    assert resolve(thinking_budget={"early_exit": {"every": 32}}).probing == EarlyExit(every=32)
+    assert resolve(reasoning_effort="none").probing is None  # no thinking, nothing to probe
+    assert resolve(thinking_budget={"max_tokens": 9, "profile": "harness"}).probing is None
+    off = resolve_budget({"messages": []}, "chat", EffortBudgets())
+    assert off is None  # without the flag a request without a budget stays plain
+
+
+def test_the_serve_flag_and_its_refusals(capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli import serve_parser
+
+    parser = serve_parser()
+    assert parser.parse_args(["--early-exit"]).early_exit == ""
+    assert parser.parse_args(["--early-exit=128,2"]).early_exit == "128,2"
+    assert parser.parse_args([]).early_exit is None
+    from server.cli import serve
+
+    for argv, says in (
+        (["--early-exit=8"], "EVERY must be >= 16"),
+        (["--early-exit", "--budget-profile", "harness"], "not part of s1's harness"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            serve(argv)  # refused while parsing, before any engine starts
+        assert exit_.value.code == 2 and says in capsys.readouterr().err
