@@ -16,6 +16,7 @@ Two profiles (docs/fidelity.md):
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from budget.early_exit_probes import EarlyExitProbes
 from budget.formats import ends_with_newline
@@ -96,6 +97,9 @@ class ThinkingController(HarnessProfile, EarlyExitProbes):
         # Under a grammar the answer must start at once: no final-answer text precedes it.
         self.final_answer_text = spec.final_answer_text if answer_text else ""
         self._context_left = context_left
+        if spec.until:  # s1's until_thinking: this text, not the format's trigger, ends the thinking
+            trigger = tuple(codec.encode(spec.until))
+            tokens = replace(tokens, fmt=replace(tokens.fmt, trigger=spec.until), trigger_ids=trigger)
         self.tokens = tokens
         self.codec = codec
         self.total_limit = total_limit

@@ -36,12 +36,14 @@ class HarnessProfile:
 
     def _harness_init(self) -> None:
         spec = self.spec
-        self._path = "ignore" if spec.num_ignore else ("min" if self.min_tokens else "plain")
+        # `num_ignore: 0` is the ignore path too (one round with min_tokens=1, the min budget dropped).
+        self._path = "ignore" if spec.num_ignore_set else ("min" if self.min_tokens else "plain")
         if self._path != "plain" and not self.tokens.single_token_trigger:
             # The harness stops on token ids here and asserts one-token triggers.
+            name = spec.param("until" if spec.until else "profile")
             raise BudgetError(
-                spec.param("profile"),
-                "profile 'harness' supports min_tokens and num_ignore only for one-token end triggers; "
+                name,
+                f"{name}: profile 'harness' supports min_tokens and num_ignore only for one-token end triggers; "
                 f"{self.tokens.fmt.trigger!r} is {len(self.tokens.trigger_ids)} tokens here",
             )
         # Each round may generate this much; the joined ids are cut to it afterwards.
@@ -118,8 +120,13 @@ class HarnessProfile:
         return self._close([Insertion(self.tokens.end_ids, "", "delimiter", None)], was_cut, self.total_limit)
 
     def _harness_strip(self, ids: list[int], attempt: EndAttempt | None) -> list[int]:
-        """The harness drops a trailing stop only when the ids end with its exact encoding."""
-        if attempt is EndAttempt.EOS:
+        """The harness drops a trailing stop only when the ids end with its exact encoding.
+
+        A round that stops on a stop id (the engine's thinking rounds have no stop strings when
+        the trigger is one token) ends with that id, and it is dropped whichever it is: also an
+        id the harness does not strip, such as a second EOS id from the model's generation
+        config, which the engine streamed without (docs/fidelity.md)."""
+        if attempt is EndAttempt.EOS or (attempt is not None and self.tokens.single_token_trigger):
             return list(ids[:-1])
         trig = list(self.tokens.trigger_ids)
         if attempt is EndAttempt.TRIGGER and ids[-len(trig) :] == trig:

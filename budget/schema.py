@@ -70,7 +70,7 @@ def thinking_budget_schema() -> dict[str, Any]:
         "properties": {f.name: key_schema(f.name) for f in declared() if f.metadata["key"].request},
         "additionalProperties": False,
         "description": "min_tokens must not exceed an integer max_tokens; profile 'harness' takes no cap_message, "
-        "grace_tokens or early_exit",
+        "grace_tokens, early_exit or final_answer_text other than the default",
     }
     return {
         "anyOf": [NON_NEGATIVE, {"type": "string", "enum": [AUTO]}, budget_object, {"type": "null"}],

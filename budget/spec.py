@@ -103,6 +103,12 @@ class BudgetSpec:
     final_answer_text: str = _key(
         "text", DEFAULT_FINAL_ANSWER_TEXT, "appended after the end delimiter when the cap forces the end"
     )
+    until: str = _key(
+        "text",
+        "",
+        "a text that ends the thinking when the model writes it, in place of the format's end trigger "
+        "(s1's until_thinking); empty: the trigger",
+    )
     sampling: Mapping[str, float | int] = _key(
         "sampling", {}, "sampling parameters for the thinking rounds only (s1's `<key>_thinking`)"
     )
@@ -123,11 +129,16 @@ class BudgetSpec:
     )
     # The client's name of each key's value (default: thinking_budget.<key>); not part of equality.
     names: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # Whether num_ignore was given, 0 included (any N > 0 sets it): the harness runs
+    # `thinking_n_ignore=0` unlike no thinking_n_ignore (min_tokens=1, the min budget dropped).
+    num_ignore_set: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sampling", MappingProxyType(dict(self.sampling)))
         object.__setattr__(self, "names", MappingProxyType(dict(self.names)))
         _validate(self)
+        if self.num_ignore:
+            object.__setattr__(self, "num_ignore_set", True)
 
     @property
     def auto(self) -> bool:
@@ -175,6 +186,8 @@ class BudgetSpec:
         """Every declared field, JSON-safe; `from_dict` gives back an equal spec."""
         out = {f.name: getattr(self, f.name) for f in declared()}
         out["sampling"] = dict(self.sampling)
+        if not self.num_ignore_set:
+            out["num_ignore"] = None  # absent, which `num_ignore: 0` is not
         if isinstance(self.early_exit, EarlyExit):
             out["early_exit"] = self.early_exit.to_dict()
         return out
@@ -236,10 +249,16 @@ def _validate(spec: BudgetSpec) -> None:
         low, high = spec.param("min_tokens"), spec.param("max_tokens")
         raise BudgetError(low, f"{low} ({spec.min_tokens}) must not exceed {high} ({spec.max_tokens})")
     if spec.profile == "harness":
-        # The harness has neither; silently dropping them would break the parity promise.
+        # The harness has none of these; silently dropping them would break the parity promise.
         for key in ("cap_message", "grace_tokens", "early_exit"):
             if getattr(spec, key):
                 fail(key, "is not available with profile 'harness'")
+        if spec.final_answer_text != DEFAULT_FINAL_ANSWER_TEXT:
+            # The harness's forced end and its "auto" arithmetic are fixed to this text.
+            fail(
+                "final_answer_text",
+                f"is not available with profile 'harness', which always writes {DEFAULT_FINAL_ANSWER_TEXT!r}",
+            )
 
 
 def _check_sampling(key: object, value: object, prefix: str) -> None:
@@ -312,6 +331,8 @@ def _build(values: dict[str, Any], names: Mapping[str, str], default_profile: st
         if default_profile not in PROFILES:
             raise ValueError(f"unknown budget profile {default_profile!r}; choose one of {', '.join(PROFILES)}")
         values = {**values, "profile": default_profile}
+    if "num_ignore" in values:
+        values = {**values, "num_ignore_set": True}
     if "early_exit" in values:
         name = names.get("early_exit") or f"{REQUEST_FIELD}.early_exit"
         values = {**values, "early_exit": _early_exit_value(values["early_exit"], name)}
