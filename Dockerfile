@@ -15,12 +15,20 @@
 # pyproject.toml alone; a source change only rebuilds the small layers after it.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+
+# Air-gapped builds: a folder of wheels made by scripts/image-wheelhouse.sh replaces this empty
+# stage with `--build-context wheelhouse=DIR`, and `--build-arg PIP_NO_INDEX=1` makes pip install
+# from it alone. Without them the wheelhouse is empty and pip uses the package index.
+FROM scratch AS wheelhouse
+
 FROM ${PYTHON_IMAGE}
 
 # gpu | cpu: which vLLM build scripts/setup.sh installs.
 ARG S1SERVE_DEVICE=gpu
 # Extras of the s1serve package: Ray for multi-node serving; "dev" adds the test tools.
 ARG S1SERVE_EXTRAS=ray
+# 1: install only from the wheelhouse above, with no package index (pip reads PIP_NO_INDEX).
+ARG PIP_NO_INDEX=0
 
 # Runtime packages: gcc and libc6-dev because Triton compiles its small CUDA launcher on
 # first use; libnuma1 and libgomp1 for the vLLM CPU backend; tini as PID 1 so SIGTERM
@@ -53,17 +61,19 @@ WORKDIR /app
 COPY pyproject.toml ./
 COPY scripts/setup.sh scripts/setup.sh
 RUN --mount=type=cache,target=/root/.cache/pip \
+    --mount=type=bind,from=wheelhouse,target=/wheelhouse \
     mkdir -p s1serve budget server training benchmarks evals \
     && touch README.md s1serve/__init__.py budget/__init__.py server/__init__.py training/__init__.py \
         benchmarks/__init__.py evals/__init__.py \
-    && bash scripts/setup.sh
+    && PIP_FIND_LINKS=/wheelhouse bash scripts/setup.sh
 
 # Layer 2, source. Running setup.sh again reinstalls only s1serve itself (every dependency
 # is already satisfied) and checks that vllm, server, budget and s1serve import from the real
 # source.
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/pip \
-    bash scripts/setup.sh \
+    --mount=type=bind,from=wheelhouse,target=/wheelhouse \
+    PIP_FIND_LINKS=/wheelhouse bash scripts/setup.sh \
     && install -m 0755 deploy/docker/entrypoint.sh /usr/local/bin/s1serve-entrypoint \
     && install -m 0755 deploy/docker/ray-node.sh /usr/local/bin/s1serve-ray-node
 
@@ -83,8 +93,9 @@ USER 10001:10001
 EXPOSE 8000
 
 # /health is 200 while the engine lives. start-period covers the model load (a 32B model
-# can take over ten minutes from a cold cache); failures inside it do not count.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=900s --start-interval=10s --retries=3 \
+# can take over ten minutes from a cold cache); failures inside it do not count. No
+# --start-interval: builders before Docker 25 and Buildah (Podman) reject the flag.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=900s --retries=3 \
     CMD ["python", "/app/deploy/docker/healthcheck.py", "/health"]
 
 # Flags come from S1SERVE_* variables (see deploy/docker/entrypoint.sh); arguments to
