@@ -164,3 +164,24 @@ def test_defaults_fit_the_served_context_and_refusals_do_not_end_the_run(s1serve
     assert point["failed_samples"] == 2 and point["accuracy"] == 0.0
     assert summary["failed_samples"] == {"budget": 2}
     assert "HTTP 400" in (tmp_path / "over" / "summary.md").read_text()
+
+
+def test_early_exit_is_compared_with_budget_forcing_at_the_same_caps(s1serve: Server, tmp_path: Path) -> None:
+    """Both methods at one cap on the real server: every early-exit sample carries the server's
+    probe report, its thinking stays within the cap, and summary.md compares the two."""
+    args = sweep_args(f"{s1serve.base_url}/v1", tmp_path)
+    args[args.index("--methods") + 1] = "budget,early-exit"
+    args[args.index("--max-thinking") + 1] = "48"
+    assert main([*args, "--early-exit-every", "16", "--early-exit-agree", "2"]) == 0
+    rows = [r for r in read_samples(tmp_path) if r["method"] == "early-exit"]
+    assert rows and all(r["thinking_tokens"] <= 48 for r in rows)
+    for r in rows:
+        report = r["thinking_report"]
+        # a probe at each multiple of 16 the thinking reached (the cap at 48 comes before a probe there)
+        due = len([k for k in (16, 32) if k <= r["thinking_tokens"]])
+        assert report["probes"] == due, report
+        assert report["early_exit"] == (report["probes"] >= 2 and r["thinking_tokens"] < 48 and report["forced_end"])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (point,) = summary["methods"]["early-exit"]["points"]
+    assert point["early_exit_share"] == sum(bool(r["thinking_report"]["early_exit"]) for r in rows) / len(rows)
+    assert "## early-exit against budget forcing" in (tmp_path / "summary.md").read_text()
