@@ -34,8 +34,10 @@ def drive(
     total_limit: int,
     base: dict[str, Any],
     profile: str,
+    index: int = 0,
 ) -> DriveResult:
-    """Run one forced choice. `prompt_ids` is the chat prompt without the thinking opener."""
+    """Run one forced choice, the `index`-th of its request (its round seeds follow the
+    server's). `prompt_ids` is the chat prompt without the thinking opener."""
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
     from vllm.sampling_params import RequestOutputKind
@@ -48,7 +50,7 @@ def drive(
     request = SamplingParams(skip_special_tokens=False, **base)
     while action.round is not None:
         rnd = action.round
-        sp = round_params(request, rnd, 0, len(rounds), output_kind=RequestOutputKind.FINAL_ONLY)
+        sp = round_params(request, rnd, index, len(rounds), output_kind=RequestOutputKind.FINAL_ONLY)
         out = llm.generate([TokensPrompt(prompt_token_ids=prompt + ctl.context_ids)], sp, use_tqdm=False)[0].outputs[0]
         attempt = None
         if rnd.segment == "thinking" and out.finish_reason == "stop":
@@ -59,6 +61,7 @@ def drive(
                 "max_tokens": rnd.max_tokens,
                 "min_tokens": rnd.min_tokens,
                 "provisional": rnd.provisional,
+                "seed": sp.seed,
                 "sampling": dict(rnd.sampling),
                 "generated": len(out.token_ids),
                 "finish_reason": out.finish_reason,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.oracle.run import CASE_NAMES
+from tests.oracle.run import CASE_NAMES, DRIVER_CASES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,5 +30,5 @@ def oracle_results(model: Path, fmt: str, tmp_path_factory: pytest.TempPathFacto
         (out / "run.log").write_text(run.stdout + run.stderr)
         assert run.returncode == 0, "\n".join(line for line in run.stderr.splitlines() if "Error" in line)[-4000:]
     results = json.loads(path.read_text())
-    assert tuple(results["cases"]) == CASE_NAMES
+    assert tuple(results["cases"]) == CASE_NAMES + DRIVER_CASES
     return results
