@@ -1,4 +1,4 @@
-"""From request records to metrics, the P1-P4 ratios, a Markdown table and a plot."""
+"""From request records to metrics, the P1-P5 ratios, a Markdown table and a plot."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import plan
 from benchmarks.client import RequestRecord
 from benchmarks.workload import SCENARIO_TITLES, Workload
 
@@ -15,6 +16,7 @@ GOALS = {
     "P2": ">= 0.95",
     "P3": ">= 1.5",
     "P4": "<= 1.0 TPOT",
+    "P5": ">= 0.9 at every=256",
 }
 
 
@@ -61,6 +63,25 @@ def request_tpot(record: RequestRecord) -> float | None:
     return (record.events[-1].t - record.events[0].t) / (tokens - 1)
 
 
+def probe_gaps(record: RequestRecord, workload: Workload) -> list[float]:
+    """The stall of each answer probe, measured in the stream: a request with k probes pauses k
+    times, so its k largest gaps between generated deltas (none next to inserted text) are the
+    probes'. Each is given as `added_tpot` like P4's: the gap over the request's TPOT without
+    those gaps, minus one."""
+    k = int((record.thinking or {}).get("probes") or 0)
+    events, tokens = record.events, record.completion_tokens or 0
+    gaps = [
+        b.t - a.t
+        for a, b in zip(events, events[1:], strict=False)
+        if not _marker_kind(a, workload) and not _marker_kind(b, workload)
+    ]
+    if k == 0 or len(gaps) <= k or tokens - 1 - k <= 0:
+        return []
+    top = sorted(gaps, reverse=True)[:k]
+    tpot = (events[-1].t - events[0].t - sum(top)) / (tokens - 1 - k)
+    return [g / tpot - 1.0 for g in top] if tpot > 0 else []
+
+
 def level_metrics(records: list[RequestRecord], wall: float, workload: Workload) -> dict[str, Any]:
     ok = [r for r in records if r.error is None and r.events]
     tokens = sum(r.completion_tokens or 0 for r in ok)
@@ -80,8 +101,15 @@ def level_metrics(records: list[RequestRecord], wall: float, workload: Workload)
         "tpot_ms_p99": _pct(tpot, 99),
         "waits_inserted": sum((r.thinking or {}).get("waits_inserted", 0) for r in ok),
         "forced_ends": sum(bool((r.thinking or {}).get("forced_end")) for r in ok),
+        "tpot_ms_mean": float(np.mean(tpot)) if tpot else None,
+        "tokens_per_request": tokens / len(ok) if ok else None,
+        "probes": sum(int((r.thinking or {}).get("probes") or 0) for r in ok),
+        "probe_tokens": sum(int((r.thinking or {}).get("probe_tokens") or 0) for r in ok),
         "interventions": {},
     }
+    gaps = [g for r in ok for g in probe_gaps(r, workload)]
+    if gaps:
+        out["probe_gap_added_tpot_p50"] = _pct(gaps, 50)
     for kind in ("wait", "final_answer"):
         added = [s["added_tpot"] for s in stalls if s["kind"] == kind]
         if added:
@@ -114,32 +142,75 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def ratios(results: dict[str, dict[str, dict[str, Any]]], ref_concurrency: int) -> dict[str, Any]:
-    """results[scenario][str(concurrency)] -> metrics. Every ratio is between peers of one run."""
-    out: dict[str, Any] = {"goals": GOALS, "by_concurrency": {}}
-    levels = sorted({int(c) for s in ("A", "B", "C", "D") for c in results.get(s, {})})
-    for c in levels:
-        key = str(c)
+def probe_cost(f: dict[str, Any] | None, c: dict[str, Any] | None) -> dict[str, float | None]:
+    """P5, what F's probes cost against C (the same requests without them), from one level each.
 
-        def get(s: str, field: str, key: str = key) -> float | None:
-            return results.get(s, {}).get(key, {}).get(field)
-
-        row = {
-            "P1_throughput": _ratio(get("B", "output_tok_s"), get("A", "output_tok_s")),
-            "P1_ttft_p50": _ratio(get("B", "ttft_ms_p50"), get("A", "ttft_ms_p50")),
-            "P2_C_over_B": _ratio(get("C", "output_tok_s"), get("B", "output_tok_s")),
-            "P2_D_over_BD": _ratio(get("D", "output_tok_s"), get("BD", "output_tok_s")),
-            "P2_D_over_B": _ratio(get("D", "output_tok_s"), get("B", "output_tok_s")),
-        }
-        for s, kind in (("C", "final_answer"), ("D", "wait")):
-            stall = results.get(s, {}).get(key, {}).get("interventions", {}).get(kind)
-            row[f"P4_{s}_added_tpot_p50"] = stall["added_tpot_p50"] if stall else None
-        out["by_concurrency"][key] = row
-    e = results.get("E", {}).get(str(ref_concurrency))
-    d = results.get("D", {}).get(str(ref_concurrency))
-    out["P3_concurrency"] = ref_concurrency
-    out["P3_D_over_E"] = _ratio(d and d["output_tok_s"], e and e["output_tok_s"])
+    Probes add no tokens, only time, so they raise TPOT: a request of n tokens that pauses p
+    times for s seconds each has TPOT_F = TPOT_C + p·s / (n − 1). Hence
+    `tpot_ms_per_probe` = (TPOT_F − TPOT_C) / p, the TPOT one probe per request adds, and
+    `added_tpot_per_probe` = (TPOT_F − TPOT_C)·(n − 1) / (p·TPOT_C) = s / TPOT_C, the stall of
+    one probe in TPOTs (decode steps), comparable to P4's added TPOT per wait.
+    """
+    out: dict[str, float | None] = {
+        "P5_F_over_C": _ratio(f and f["output_tok_s"], c and c["output_tok_s"]),
+        "P5_probes_per_request": None,
+        "P5_tpot_ms_per_probe": None,
+        "P5_added_tpot_per_probe": None,
+        "P5_probe_gap_added_tpot_p50": f.get("probe_gap_added_tpot_p50") if f else None,
+    }
+    served = f and (f["requests"] - f["errors"])
+    if not (f and c and served and f.get("probes")):
+        return out
+    per_request = f["probes"] / served
+    tpot_f, tpot_c, n = f.get("tpot_ms_mean"), c.get("tpot_ms_mean"), f.get("tokens_per_request")
+    out["P5_probes_per_request"] = per_request
+    if tpot_f is not None and tpot_c and n:
+        out["P5_tpot_ms_per_probe"] = (tpot_f - tpot_c) / per_request
+        out["P5_added_tpot_per_probe"] = (tpot_f - tpot_c) * (n - 1) / (per_request * tpot_c)
     return out
+
+
+def _level_row(results: dict[str, dict[str, dict[str, Any]]], key: str) -> dict[str, Any]:
+    def get(s: str, field: str) -> float | None:
+        return results.get(s, {}).get(key, {}).get(field)
+
+    row = {
+        "P1_throughput": _ratio(get("B", "output_tok_s"), get("A", "output_tok_s")),
+        "P1_ttft_p50": _ratio(get("B", "ttft_ms_p50"), get("A", "ttft_ms_p50")),
+        "P2_C_over_B": _ratio(get("C", "output_tok_s"), get("B", "output_tok_s")),
+        "P2_D_over_BD": _ratio(get("D", "output_tok_s"), get("BD", "output_tok_s")),
+        "P2_D_over_B": _ratio(get("D", "output_tok_s"), get("B", "output_tok_s")),
+    }
+    for s, kind in (("C", "final_answer"), ("D", "wait")):
+        stall = results.get(s, {}).get(key, {}).get("interventions", {}).get(kind)
+        row[f"P4_{s}_added_tpot_p50"] = stall["added_tpot_p50"] if stall else None
+    row.update(probe_cost(results.get("F", {}).get(key), results.get("C", {}).get(key)))
+    return row
+
+
+def ratios(results: dict[str, dict[str, dict[str, Any]]], ref_concurrency: int) -> dict[str, Any]:
+    """results[scenario][str(concurrency)] -> metrics (with `repeats`, see plan.aggregate).
+    Every ratio is between peers of one repetition of one run; each is reported as the median
+    over repetitions, the per-repetition values under `by_repetition`."""
+    levels = sorted({int(c) for s in ("A", "B", "C", "D", "F") for c in results.get(s, {})})
+
+    def one(view: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+        e = view.get("E", {}).get(str(ref_concurrency))
+        d = view.get("D", {}).get(str(ref_concurrency))
+        return {
+            "by_concurrency": {str(c): _level_row(view, str(c)) for c in levels},
+            "P3_D_over_E": _ratio(d and d["output_tok_s"], e and e["output_tok_s"]),
+        }
+
+    median, per = plan.median_of_repetitions(results, one)
+    return {
+        "goals": GOALS,
+        "repetitions": len(per),
+        "by_concurrency": median.get("by_concurrency", {}),
+        "P3_concurrency": ref_concurrency,
+        "P3_D_over_E": median.get("P3_D_over_E"),
+        "by_repetition": per,
+    }
 
 
 def _fmt(v: float | None, digits: int = 1) -> str:
@@ -149,19 +220,23 @@ def _fmt(v: float | None, digits: int = 1) -> str:
 def markdown(results: dict[str, dict[str, dict[str, Any]]], summary: dict[str, Any]) -> str:
     lines = [
         "| scenario | conc. | requests | output tokens | output tok/s | TTFT p50 ms | TTFT p99 ms "
-        "| TPOT p50 ms | TPOT p99 ms | waits | forced ends |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| TPOT p50 ms | TPOT p99 ms | waits | forced ends | probes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for s in ("A", "B", "C", "D", "BD", "E"):
+    for s in ("A", "B", "C", "D", "BD", "F", "E"):
         for c, m in sorted(results.get(s, {}).items(), key=lambda kv: int(kv[0])):
             label = f"{s} {SCENARIO_TITLES[s]}"
             errors = f" ({m['errors']} failed)" if m.get("errors") else ""
             lines.append(
                 f"| {label} | {c} | {m['requests']}{errors} | {m['output_tokens']} | {_fmt(m['output_tok_s'])} "
                 f"| {_fmt(m.get('ttft_ms_p50'))} | {_fmt(m.get('ttft_ms_p99'))} | {_fmt(m.get('tpot_ms_p50'))} "
-                f"| {_fmt(m.get('tpot_ms_p99'))} | {m.get('waits_inserted', 0)} | {m.get('forced_ends', 0)} |"
+                f"| {_fmt(m.get('tpot_ms_p99'))} | {m.get('waits_inserted', 0)} | {m.get('forced_ends', 0)} "
+                f"| {m.get('probes', 0)} |"
             )
+    reps = summary.get("repetitions", 1)
     lines += [
+        "",
+        f"Rows: medians of {reps} repetition(s) per level; ratios: medians of the {reps} per-repetition ratios.",
         "",
         "| conc. | P1 B/A tok/s (≥ 1.00) | P1 B/A TTFT p50 (≤ 1.05) | P2 C/B tok/s (≥ 0.95) "
         "| P2 D/BD tok/s (≥ 0.95) | P4 C cap, added TPOT (≤ 1) | P4 D wait, added TPOT (≤ 1) |",
@@ -177,6 +252,19 @@ def markdown(results: dict[str, dict[str, dict[str, Any]]], summary: dict[str, A
         "",
         f"P3 D/E output tok/s at {summary['P3_concurrency']} concurrent (≥ 1.5): {_fmt(summary['P3_D_over_E'], 2)}",
     ]
+    if "F" in results:
+        lines += [
+            "",
+            "| conc. | P5 F/C tok/s (≥ 0.9) | probes per request | TPOT ms added per probe "
+            "| one probe, added TPOT (from TPOT) | one probe, added TPOT (stream gaps, p50) |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for c, r in sorted(summary["by_concurrency"].items(), key=lambda kv: int(kv[0])):
+            lines.append(
+                f"| {c} | {_fmt(r.get('P5_F_over_C'), 2)} | {_fmt(r.get('P5_probes_per_request'), 1)} "
+                f"| {_fmt(r.get('P5_tpot_ms_per_probe'), 2)} | {_fmt(r.get('P5_added_tpot_per_probe'), 1)} "
+                f"| {_fmt(r.get('P5_probe_gap_added_tpot_p50'), 1)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -187,15 +275,16 @@ def path_comparison(summaries: dict[str, dict[str, Any]], ref_concurrency: int) 
         f"### forcing paths side by side, {ref_concurrency} concurrent",
         "",
         "| path | P1 B/A tok/s | P2 C/B tok/s | P2 D/BD tok/s | P3 D/E tok/s | P4 C forced end, added TPOT "
-        "| P4 D wait, added TPOT |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| P4 D wait, added TPOT | P5 F/C tok/s | P5 one probe, added TPOT |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for path, summary in summaries.items():
         r = summary["by_concurrency"].get(key, {})
         lines.append(
             f"| {path} | {_fmt(r.get('P1_throughput'), 2)} | {_fmt(r.get('P2_C_over_B'), 2)} "
             f"| {_fmt(r.get('P2_D_over_BD'), 2)} | {_fmt(summary.get('P3_D_over_E'), 2)} "
-            f"| {_fmt(r.get('P4_C_added_tpot_p50'), 2)} | {_fmt(r.get('P4_D_added_tpot_p50'), 2)} |"
+            f"| {_fmt(r.get('P4_C_added_tpot_p50'), 2)} | {_fmt(r.get('P4_D_added_tpot_p50'), 2)} "
+            f"| {_fmt(r.get('P5_F_over_C'), 2)} | {_fmt(r.get('P5_added_tpot_per_probe'), 1)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -1,8 +1,8 @@
 """Run the side-by-side benchmark: vLLM's stock server (A), s1serve plain (B), capped (C),
-min budget with waits (D), and s1's offline reference loop (E), on one model and one set of
-vLLM engine arguments.
+min budget with waits (D), capped with answer probes that never agree (F), and s1's offline
+reference loop (E), on one model and one set of vLLM engine arguments.
 
-    python -m benchmarks.run [--model PATH] [--concurrency 1,4,16,64] [--out-dir benchmarks/results]
+    python -m benchmarks.run [--model PATH] [--concurrency 1,4,16,64] [--repeats 3] [--out-dir benchmarks/results]
 
 Without --model it runs on s1serve's embedded default model.
 """
@@ -26,7 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import plan, report
 from benchmarks.client import run_level
 from benchmarks.servers import REPO_ROOT, Server, start_s1serve, start_stock
 from benchmarks.workload import SCENARIOS, SHAPES, Workload, make_prompts
@@ -43,13 +43,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--served-model-name", default="bench")
     p.add_argument("--engine-args", default=DEFAULT_ENGINE_ARGS, help="vLLM engine arguments for every engine")
     p.add_argument("--concurrency", default="1,4,16,64", help="comma-separated concurrency levels")
-    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="subset of A,B,C,D,E")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="subset of " + ",".join(SCENARIOS))
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="measure every served level this many times, interleaved; rows and ratios are medians",
+    )
     p.add_argument("--requests-per-slot", type=int, default=1, help="requests per level = this x concurrency")
     p.add_argument("--min-requests", type=int, default=6, help="at least this many requests per level")
     p.add_argument("--output-len", type=int, default=None, help="max_completion_tokens of every request")
     p.add_argument("--cap", type=int, default=None, help="C: thinking cap (default output-len / 2)")
     p.add_argument("--min-thinking", type=int, default=None, help="D: thinking floor (default output-len * 3/8)")
     p.add_argument("--num-ignore", type=int, default=None, help="D: end attempts overridden")
+    p.add_argument("--early-exit-every", type=int, default=None, help="F: thinking tokens between answer probes")
+    p.add_argument(
+        "--early-exit-agree",
+        type=int,
+        default=None,
+        help="F: agreeing probes that end the thinking (default 1000: never)",
+    )
     p.add_argument("--reference-concurrency", type=int, default=16, help="P3: concurrency of the D/E comparison")
     p.add_argument("--out-dir", default=str(REPO_ROOT / "benchmarks" / "results"))
     p.add_argument("--tag", default="bench", help="result file names: TAG.json, TAG.md, TAG.png")
@@ -77,21 +90,28 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def warm_up(server: Server, name: str, workload: Workload, with_budget: bool) -> None:
-    """A few short requests so first-request costs stay out of every measured level."""
-    short = Workload(output_len=8, cap=4, min_thinking=2, num_ignore=1, d_cap=6)
-    scenarios = ["B", "C", "D"] if with_budget else ["B"]
-    for s in scenarios:
-        asyncio.run(run_level(server.base_url, name, make_prompts(2, seed=99), short, s, 2))
+def warm_up(server: Server, name: str, workload: Workload, levels: list[int], scenarios: list[str]) -> None:
+    """Short requests on every path the scenarios take, at every measured concurrency, so no
+    measured level pays a first batch of its size on any path (see plan.warm_up_plan)."""
+    short = plan.warm_workload(workload)
+    for c, s in plan.warm_up_plan(levels, scenarios):
+        records, wall = asyncio.run(run_level(server.base_url, name, make_prompts(c, seed=99), short, s, c))
+        failed = sorted({r.error for r in records if r.error})
+        note = f", failed: {failed[:2]}" if failed else ""
+        log(f"warm-up {s} c={c}: {len(records)} requests in {wall:.1f} s{note}")
 
 
-def measure(server: Server, name: str, prompts: list[str], workload: Workload, scenario: str, c: int) -> dict[str, Any]:
+def measure(
+    server: Server, name: str, prompts: list[str], workload: Workload, scenario: str, c: int, rep: int = 0
+) -> dict[str, Any]:
     records, wall = asyncio.run(run_level(server.base_url, name, prompts, workload, scenario, c))
     metrics = report.level_metrics(records, wall, workload)
     metrics["per_prompt_tokens"] = [r.completion_tokens for r in records]
+    probes = f", {metrics['probes']} probes" if metrics["probes"] else ""
     log(
-        f"{scenario} c={c}: {metrics['output_tok_s']:.1f} tok/s, TTFT p50 {metrics['ttft_ms_p50'] or 0:.0f} ms, "
-        f"{metrics['errors']} errors"
+        f"{scenario} c={c} #{rep + 1}: {metrics['output_tok_s']:.1f} tok/s, "
+        f"TTFT p50 {metrics['ttft_ms_p50'] or 0:.0f} ms, TPOT mean {metrics['tpot_ms_mean'] or 0:.1f} ms"
+        f"{probes}, {metrics['errors']} errors"
     )
     return metrics
 
@@ -179,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     scenarios = [s.strip().upper() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(scenarios) - set(SCENARIOS)
-    if unknown or not levels:
-        print(f"s1serve bench: unknown scenarios {sorted(unknown)} or no concurrency levels", file=sys.stderr)
+    if unknown or not levels or args.repeats < 1:
+        problem = f"unknown scenarios {sorted(unknown)}, no concurrency levels or --repeats < 1"
+        print(f"s1serve bench: {problem}", file=sys.stderr)
         return 2
     engine_args = shlex.split(args.engine_args)
     if args.model is None:
@@ -197,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
             wl, output_len=args.output_len, cap=args.output_len // 2, min_thinking=args.output_len * 3 // 8,
             d_cap=args.output_len * 3 // 4,
         )  # fmt: skip
-    overrides = {"cap": args.cap, "min_thinking": args.min_thinking, "num_ignore": args.num_ignore}
+    overrides = {
+        "cap": args.cap,
+        "min_thinking": args.min_thinking,
+        "num_ignore": args.num_ignore,
+        "early_exit_every": args.early_exit_every,
+        "early_exit_agree": args.early_exit_agree,
+    }
     wl = dataclasses.replace(wl, **{k: v for k, v in overrides.items() if v is not None})
     paths = [p.strip() for p in args.forcing_paths.split(",") if p.strip()]
     ref_c = args.reference_concurrency if args.reference_concurrency in levels else max(levels)
@@ -208,36 +235,44 @@ def main(argv: list[str] | None = None) -> int:
     if "A" in scenarios:
         log("starting vLLM's stock server (A)")
         with start_stock(model, args.served_model_name, engine_args, out_dir / f"{args.tag}-A.log") as server:
-            warm_up(server, args.served_model_name, wl, with_budget=False)
+            warm_up(server, args.served_model_name, wl, levels, ["A"])
             for c in levels:
                 n = request_count(args, c)
-                results.setdefault("A", {})[str(c)] = measure(server, args.served_model_name, prompts[:n], wl, "A", c)
+                a_reps = [
+                    measure(server, args.served_model_name, prompts[:n], wl, "A", c, i) for i in range(args.repeats)
+                ]
+                results.setdefault("A", {})[str(c)] = plan.aggregate(a_reps)
 
-    served = [s for s in ("B", "C", "D") if s in scenarios]
+    served = [s for s in ("B", "C", "D", "F") if s in scenarios]
     by_path: dict[str, dict[str, dict[str, Any]]] = {}
     for path in paths if served else []:
-        log(f"starting s1serve (B, C, D) with --forcing-path {path}")
+        log(f"starting s1serve ({', '.join(served)}) with --forcing-path {path}")
         log_path = out_dir / f"{args.tag}-s1serve-{path}.log"
         mine = by_path.setdefault(path, {})
         with start_s1serve(model, args.served_model_name, [*engine_args, "--forcing-path", path], log_path) as server:
-            warm_up(server, args.served_model_name, wl, with_budget=True)
+            warm_up(server, args.served_model_name, wl, levels, [*served, *(["BD"] if "D" in served else [])])
             for c in levels:
                 n = request_count(args, c)
-                for s in served:
-                    profiler = None
-                    if args.profile and s == "D" and c == ref_c:
-                        profiler = Profiler(server.pid, out_dir / f"{args.tag}-profile-D-{path}-c{c}.svg")
-                    try:
-                        mine.setdefault(s, {})[str(c)] = measure(server, args.served_model_name, prompts[:n], wl, s, c)
-                    finally:
-                        if profiler:
-                            profiler.stop()
-                if "D" in served:
-                    lengths = mine["D"][str(c)]["per_prompt_tokens"]
-                    matched = dataclasses.replace(wl, output_lens={i: t for i, t in enumerate(lengths) if t})
-                    mine.setdefault("BD", {})[str(c)] = measure(
-                        server, args.served_model_name, prompts[:n], matched, "BD", c
-                    )
+                reps: dict[str, list[dict[str, Any]]] = {}
+                for i in range(args.repeats):  # interleaved, so drift on the machine reaches every scenario alike
+                    for s in served:
+                        profiler = None
+                        if args.profile and s == "D" and c == ref_c and i == 0:
+                            profiler = Profiler(server.pid, out_dir / f"{args.tag}-profile-D-{path}-c{c}.svg")
+                        try:
+                            m = measure(server, args.served_model_name, prompts[:n], wl, s, c, i)
+                        finally:
+                            if profiler:
+                                profiler.stop()
+                        reps.setdefault(s, []).append(m)
+                    if "D" in served:
+                        lengths = reps["D"][-1]["per_prompt_tokens"]
+                        matched = dataclasses.replace(wl, output_lens={i: t for i, t in enumerate(lengths) if t})
+                        reps.setdefault("BD", []).append(
+                            measure(server, args.served_model_name, prompts[:n], matched, "BD", c, i)
+                        )
+                for s, measured in reps.items():
+                    mine.setdefault(s, {})[str(c)] = plan.aggregate(measured)
 
     if "E" in scenarios:
         n = request_count(args, ref_c)
@@ -272,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine_args": engine_args,
         "workload": {k: v for k, v in wl.__dict__.items() if k != "output_lens"},
         "requests_per_level": {str(c): request_count(args, c) for c in levels},
+        "repeats": args.repeats,
         "wall_s": time.time() - started,
         "shape": args.shape,
         "forcing_paths": per_path,

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The forcing-path benchmark on one GPU, on a random-weight model of Qwen2.5-7B's shape built here
-# (no hub access): both paths, the short and the long workload. Results: benchmarks/results/gpu-*.
+# (no hub access): both paths, the short and the long workload, every scenario (A-F; F is C with
+# answer probes that never agree, the probes' overhead), each level measured 3 times after a
+# warm-up at its concurrency. Results: benchmarks/results/gpu-*.
 #   bash scripts/gpu-bench.sh [MODEL_DIR]
 #   bash scripts/gpu-bench.sh versions [VERSION ...]   # sessions and oracle tests on each vLLM release
 # `versions` builds one venv per release (default: 0.32.0 0.33.0, the releases s1serve supports),
