@@ -203,7 +203,7 @@ class BudgetSpec:
         for name in flags & set(data):
             if data[name] is not None:
                 values[name] = data[name]
-        return _build(values, {f.name: f"{param}.{f.name}" for f in declared()}, default_profile)
+        return budget_from(values, {f.name: f"{param}.{f.name}" for f in declared()}, default_profile=default_profile)
 
 
 def declared() -> tuple[Any, ...]:
@@ -325,8 +325,9 @@ def _object_fields(value: Mapping[str, Any], param: str, *, allow_null: bool) ->
     return values
 
 
-def _build(values: dict[str, Any], names: Mapping[str, str], default_profile: str | None) -> BudgetSpec:
-    """The one construction (and so the one validation) of a request's spec."""
+def budget_from(values: dict[str, Any], names: Mapping[str, str], *, default_profile: str | None = None) -> BudgetSpec:
+    """A spec from values some spelling read, each named as the client sent it: the one
+    construction (and so the one validation) of a request's spec."""
     if default_profile is not None and values.get("profile") is None:
         if default_profile not in PROFILES:
             raise ValueError(f"unknown budget profile {default_profile!r}; choose one of {', '.join(PROFILES)}")
@@ -339,11 +340,6 @@ def _build(values: dict[str, Any], names: Mapping[str, str], default_profile: st
     return BudgetSpec(**values, names=names)
 
 
-def budget_from(values: dict[str, Any], names: Mapping[str, str], *, default_profile: str | None = None) -> BudgetSpec:
-    """A spec from values some spelling read, each named as the client sent it."""
-    return _build(values, names, default_profile)
-
-
 def parse_thinking_budget(
     value: object, *, param: str = REQUEST_FIELD, allow_null: bool = False, default_profile: str | None = None
 ) -> BudgetSpec:
@@ -354,8 +350,8 @@ def parse_thinking_budget(
     `allow_null` a null one, takes its default; `default_profile` fills a missing profile.
     """
     if _is_int(value) or value == AUTO:
-        return _build({"max_tokens": value}, {"max_tokens": param}, default_profile)
+        return budget_from({"max_tokens": value}, {"max_tokens": param}, default_profile=default_profile)
     if not isinstance(value, Mapping):
         raise BudgetError(param, f'{param} must be an integer, "auto" or an object')
     values = _object_fields(value, param, allow_null=allow_null)
-    return _build(values, {key: f"{param}.{key}" for key in REQUEST_KEYS}, default_profile)
+    return budget_from(values, {key: f"{param}.{key}" for key in REQUEST_KEYS}, default_profile=default_profile)

@@ -178,10 +178,15 @@ class ForcedRun:
                     text = insert.text if insert.segment is not None else self._text(insert.ids, params)
                     forced_lp = [certain(t, host.codec) for t in insert.ids] if want_logprobs else None
                     yield Piece(index, text, list(insert.ids), forced_lp)
+                if action.round is None and action.probe is None:
+                    choice.finish_reason = action.finish_reason
+                    choice.completion_tokens = len(ctl.completion_ids)
+                    yield Piece(index, "", [], None, finish_reason=action.finish_reason)
+                    return
+                if host.live_rounds.get(request_id) is None:  # aborted before the next probe or round
+                    choice.finish_reason = "abort"
+                    return
                 if action.probe is not None:
-                    if host.live_rounds.get(request_id) is None:  # aborted before the probe
-                        choice.finish_reason = "abort"
-                        return
                     # The session (if any) waits paused, holding its blocks, for the probe's few steps.
                     text, count = await probe_round(
                         host.engine,
@@ -194,15 +199,8 @@ class ForcedRun:
                     )
                     action = ctl.finish_probe(text, count)
                     continue
-                if action.round is None:
-                    choice.finish_reason = action.finish_reason
-                    choice.completion_tokens = len(ctl.completion_ids)
-                    yield Piece(index, "", [], None, finish_reason=action.finish_reason)
-                    return
-                if host.live_rounds.get(request_id) is None:  # aborted between rounds
-                    choice.finish_reason = "abort"
-                    return
                 rnd = action.round
+                assert rnd is not None
                 target = prompt_ids + ctl.context_ids
                 rparams = round_params(params, rnd, index, round_no)
                 in_session = host.sessions and session_compatible(rparams)

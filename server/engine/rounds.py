@@ -13,6 +13,7 @@ from typing import Any
 
 from budget.early_exit import closed_answer
 from budget.rounds import Probe, Round
+from server.engine.session import GRAMMAR_ONLY_KWARGS
 from server.engine.xargs import without_own_keys
 from server.vllm_compat import CompletionOutput, Logprob, RequestOutputKind, SamplingParams, tokens_input
 
@@ -136,7 +137,7 @@ async def probe_round(
     or last round holds. Returns the probe's text and token count. The request is aborted as
     soon as the answer's brace closes, and `live` holds its id while it runs."""
     live.add(probe_id)
-    round_kwargs = {k: v for k, v in kwargs.items() if k not in ("reasoning_ended", "reasoning_parser_kwargs")}
+    round_kwargs = {k: v for k, v in kwargs.items() if k not in GRAMMAR_ONLY_KWARGS}
     text, count = "", 0
     try:
         outputs = engine.generate(

@@ -19,8 +19,9 @@ from typing import Any
 
 from server.vllm_compat import CompletionOutput, RequestOutput, SamplingParams, StreamingInput, tokens_input
 
-# generate() keywords a streaming-input request refuses; they only matter under a grammar.
-_SESSION_UNSUPPORTED = ("reasoning_ended", "reasoning_parser_kwargs")
+# generate() keywords that only matter under a grammar: a streaming-input request and a probe
+# (which never has one) leave them out.
+GRAMMAR_ONLY_KWARGS = ("reasoning_ended", "reasoning_parser_kwargs")
 
 
 def session_compatible(params: SamplingParams) -> bool:
@@ -43,7 +44,7 @@ class ForcingSession:
         self.engine = engine
         self.engine_id = engine_id
         self._params = params  # validated once for the whole request; each chunk brings its own
-        self._kwargs = {k: v for k, v in kwargs.items() if k not in _SESSION_UNSUPPORTED}
+        self._kwargs = {k: v for k, v in kwargs.items() if k not in GRAMMAR_ONLY_KWARGS}
         self._cache_salt = cache_salt
         self._inputs: asyncio.Queue[StreamingInput | None] = asyncio.Queue()
         self._outputs: AsyncGenerator[RequestOutput, None] | None = None

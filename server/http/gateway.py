@@ -188,8 +188,6 @@ class _Request:
         check = (parse_and_check, body, self.path, limits.max_model_len, limits.max_chars_per_token, limits.vocab_size)
         try:
             data = await asyncio.to_thread(*check) if len(body) > PARSE_OFF_LOOP_BYTES else check[0](*check[1:])
-        except ClientError:
-            raise
         except ValueError as e:
             raise ClientError(400, f"the request body is not valid JSON: {e}", "body") from None
         except RecursionError:  # deeper than the parser goes: far past MAX_JSON_DEPTH

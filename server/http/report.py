@@ -133,20 +133,12 @@ class ResponseRewriter:
                 i = choice.get("index", 0)
                 if i < len(choices) and choice.get("finish_reason") is not None:
                     choice["thinking"] = choices[i].report.public()
-            usage = data.get("usage")
-            if isinstance(usage, dict):
-                details = usage.get("completion_tokens_details") or {}
-                details["reasoning_tokens"] = thinking
-                usage["completion_tokens_details"] = details
+            _count_reasoning(data.get("usage"), "completion_tokens_details", thinking)
         elif self.endpoint == "responses":
             target = data.get("response") if isinstance(data.get("response"), dict) else data
             if target.get("status") in (None, "completed", "incomplete") and "output" in target:
                 target["thinking"] = choices[0].report.public()
-                usage = target.get("usage")
-                if isinstance(usage, dict):
-                    details = usage.get("output_tokens_details") or {}
-                    details["reasoning_tokens"] = thinking
-                    usage["output_tokens_details"] = details
+                _count_reasoning(target.get("usage"), "output_tokens_details", thinking)
         elif self.endpoint == "messages":
             if data.get("type") == "message_delta" or data.get("type") == "message":
                 if data.get("type") == "message" and data.get("stop_reason") is None:
@@ -220,3 +212,11 @@ def _mirror_reasoning(data: dict[str, Any]) -> None:
             part = choice.get(key)
             if isinstance(part, dict) and part.get("reasoning") is not None:
                 part["reasoning_content"] = part["reasoning"]
+
+
+def _count_reasoning(usage: object, details_key: str, thinking: int) -> None:
+    """Set `usage[details_key].reasoning_tokens`, where each API reports reasoning tokens."""
+    if isinstance(usage, dict):
+        details = usage.get(details_key) or {}
+        details["reasoning_tokens"] = thinking
+        usage[details_key] = details

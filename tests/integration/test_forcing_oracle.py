@@ -90,3 +90,33 @@ def test_these_cases_run_on_sessions(oracle: dict[str, Any], tiny: openai.OpenAI
     after = engine_requests()
     assert out["choices"][0]["thinking"]["waits_inserted"] == 3
     assert (after["session"] - before["session"], after["round"] - before["round"]) == (1, 0)
+
+
+@pytest.mark.parametrize("name", ["ignore-3", "cap-after-wait", "auto-ignore-2", "exact-fill", "long-wait"])
+def test_harness_profile_streams_the_harness_ids(oracle: dict[str, Any], tiny: openai.OpenAI, name: str) -> None:
+    """Streamed under `harness`. The harness never streams (it calls `vllm.LLM.generate`), so the
+    oracle is its whole output: every streamed id, in order, is one of the harness's ids, including
+    the cases whose rounds the cap may cut and which the server holds back until they settle."""
+    case = oracle["cases"][name]
+    stream = tiny.chat.completions.create(
+        model="tiny",
+        messages=MESSAGES,
+        max_tokens=case["max_gen"],
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"return_token_ids": True, "thinking_budget": {**case["budget"], "profile": "harness"}},
+    )
+    ids: list[int] = []
+    reports, usage = [], None
+    for chunk in stream:
+        data = chunk.model_dump()
+        for choice in data["choices"]:
+            ids += choice.get("token_ids") or []
+            if choice.get("thinking") is not None:
+                reports.append(choice["thinking"])
+        usage = data.get("usage") or usage
+    port = case["port"]
+    assert ids == port["completion"]
+    assert len(reports) == 1 and reports[0]["thinking_tokens"] == len(port["thinking"])
+    assert usage is not None and usage["completion_tokens"] == len(port["completion"])

@@ -179,3 +179,18 @@ def test_seeds_choices_batches_and_stop_text(oracle: dict[str, Any]) -> None:
     assert fixed["until_at"] is not None and c["port_calls"][0]["stop"][0] == c["budget"]["until"]
     assert len(c["port"]["thinking"]) in (fixed["until_at"], fixed["until_at"] + 2)
     assert c["port"]["final_finish"] == "stop" and len(c["port"]["rounds"]) == 1
+
+
+def test_an_eos_inside_the_thinking_is_an_end_attempt(oracle: dict[str, Any]) -> None:
+    """A model that writes EOS inside its thinking: the harness treats it as an end attempt (the
+    EOS text is one of its thinking stops), ignores it once and strips it; so does s1serve."""
+    c = oracle["cases"]["eos-in-thinking"]
+    eos = int(next(iter(oracle["fixed"]["eos_bias"])))
+    first = c["port_calls"][0]
+    assert first["stop_reasons"] == [None] and eos in first["stop_token_ids"]  # EOS, not the trigger, stopped it
+    assert first["min_tokens"] == 1 and c["port"]["ignore_str_count"] == 1
+    for profile in ("exact", "harness"):
+        run = c[profile]
+        assert eos not in run["thinking"]
+        assert run["report"]["waits_inserted"] == 1 and run["report"]["ends_ignored"] == 1
+        assert not run["report"]["forced_end"]

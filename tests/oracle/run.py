@@ -52,16 +52,20 @@ CASE_NAMES = (
     "num-ignore-0",
 )
 # Cases compared on the controller only (tests/integration/test_harness_parity.py): sampled
-# thinking with a seed, two choices, a batch of two prompts, and a stop text (whose rounds are
-# not session chunks, as the HTTP and sessions tests expect of every case in CASE_NAMES).
-DRIVER_CASES = ("seeded-sampling", "n-2", "auto-batch", "until")
+# thinking with a seed, two choices, a batch of two prompts, a stop text (whose rounds are
+# not session chunks, as the HTTP and sessions tests expect of every case in CASE_NAMES), and
+# an end attempt by EOS inside the thinking.
+DRIVER_CASES = ("seeded-sampling", "n-2", "auto-batch", "until", "eos-in-thinking")
+# Logit biases on EOS tried in turn, until the greedy model's first end attempt is an EOS (the
+# random tiny models' logits are nearly flat: a bias of 1 makes EOS win almost everywhere).
+EOS_BIASES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0)
 LONG_MESSAGES = [{"role": "user", "content": "What is the sum of two and three, and of seven and eleven?"}]
 LONG_WAIT = "Wait, let me check that again"
 SEED = 1234
 NEVER = "<|endoftext|>"  # a stop text the tiny models do not write
 
 
-def build_cases(probe: Any, fixed: dict[str, int], until: str) -> list[dict[str, Any]]:
+def build_cases(probe: Any, fixed: dict[str, Any], until: str) -> list[dict[str, Any]]:
     """(name, harness gen kwargs, thinking_budget, max_gen_toks, expected category) per case.
 
     `probe` ran with 3 ignores and a wide cap: probe.ignore_str_starts are where the model's
@@ -187,6 +191,13 @@ def build_cases(probe: Any, fixed: dict[str, int], until: str) -> list[dict[str,
             300,
             "strip",
         ),  # fmt: skip
+        (  # EOS is an end attempt too: ignored once (wait text appended), then accepted
+            "eos-in-thinking",
+            {"max_tokens_thinking": 200, "thinking_n_ignore": 1, **ign, "logit_bias": fixed["eos_bias"]},
+            {"max_tokens": 200, "num_ignore": 1, "wait_text": WAIT},
+            300,
+            "same",
+        ),
     ]
     return [dict(zip(("name", "kwargs", "budget", "max_gen", "expect"), c, strict=True)) for c in cases]
 
@@ -211,7 +222,10 @@ class RecordingPort(HarnessPort):
                 "stop": list(sp.stop or []),
             }
         )
-        return super()._generate(requests, sampling_params)
+        outs = super()._generate(requests, sampling_params)
+        # None where EOS stopped the request; the stop token id or text otherwise.
+        self.calls[-1]["stop_reasons"] = [o.outputs[0].stop_reason for o in outs]
+        return outs
 
 
 def main(model: str, fmt_name: str, out_path: str) -> None:
@@ -258,6 +272,14 @@ def main(model: str, fmt_name: str, out_path: str) -> None:
     free = run_port({"max_tokens_thinking": 150, "until_thinking": NEVER}, 300).thinking
     at = free.index(tokens.trigger_ids[0]) if tokens.trigger_ids[0] in free[:-1] else None
     until = tok.decode(free[at : at + 2], skip_special_tokens=False) if at is not None else NEVER
+    eos_bias = None
+    for bias in EOS_BIASES:
+        tried = {tok.eos_token_id: bias}
+        first = run_port({"max_tokens_thinking": 200, "thinking_n_ignore": 0, "logit_bias": tried}, 300)
+        if first.final_finish == "stop" and port.calls[0]["stop_reasons"] == [None] and len(first.thinking) >= 3:
+            eos_bias = tried
+            break
+    assert eos_bias is not None, "no bias in EOS_BIASES makes the model end its thinking with EOS"
     forced_end = enc(fmt.end + "\nFinal Answer:")
     overhead = len(tokens.start_ids) + len(forced_end) + 100
     fixed = {
@@ -265,6 +287,7 @@ def main(model: str, fmt_name: str, out_path: str) -> None:
         "auto_overhead": len(prompt) + overhead,
         "auto_overhead_long": len(long_prompt) + overhead,
         "until_at": at,
+        "eos_bias": eos_bias,
     }
     results: dict[str, Any] = {"prompt": prompt, "probe": asdict(probe), "fixed": fixed, "cases": {}}
     for case in build_cases(probe, fixed, until):
@@ -278,6 +301,8 @@ def main(model: str, fmt_name: str, out_path: str) -> None:
             continue
         spec = parse_thinking_budget(case["budget"])
         base = {"temperature": 0.0, **({"seed": SEED} if "seed" in case["kwargs"] else {})}
+        if "logit_bias" in case["kwargs"]:
+            base["logit_bias"] = case["kwargs"]["logit_bias"]
         for profile in ("exact", "harness"):
             entry[profile] = asdict(drive(llm, tokens, spec, prompt, total, base, profile))
         wait_ids = enc(case["kwargs"].get("thinking_n_ignore_str", ""))

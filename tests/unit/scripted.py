@@ -13,6 +13,27 @@ from budget.controller import Action, EndAttempt, FormatTokens, Probe, Round, Th
 from budget.formats import ThinkingFormat
 from budget.spec import BudgetSpec
 
+# Pieces for the think format: `</think>` is three pieces, so a trigger can be cut anywhere.
+THINK_VOCAB = [
+    "a",
+    "b",
+    "c",
+    "x",
+    " ",
+    "\n",
+    "Wait",
+    "Final",
+    " Answer",
+    ":",
+    "</",
+    "think",
+    ">",
+    "<",
+    "x</",
+    "<eos>",
+    "ans",
+]
+
 
 class FakeCodec:
     """Greedy longest-match tokenizer over a fixed vocabulary (no merges, no specials)."""

@@ -7,27 +7,8 @@ import pytest
 from budget.controller import FormatTokens, strip_text_delimiter
 from budget.formats import S1, THINK
 from budget.spec import BudgetError, BudgetSpec
-from tests.unit.scripted import FakeCodec, run_controller
+from tests.unit.scripted import THINK_VOCAB, FakeCodec, run_controller
 
-THINK_VOCAB = [
-    "a",
-    "b",
-    "c",
-    "x",
-    " ",
-    "\n",
-    "Wait",
-    "Final",
-    " Answer",
-    ":",
-    "</",
-    "think",
-    ">",
-    "<",
-    "x</",
-    "<eos>",
-    "ans",
-]
 S1_VOCAB = [
     "a",
     "b",

@@ -8,27 +8,9 @@ import pytest
 from budget.early_exit import AnswerAgreement, EarlyExit, closed_answer, parse_flag, probe_answer
 from budget.formats import THINK
 from budget.spec import BudgetError, BudgetSpec, parse_thinking_budget
-from tests.unit.scripted import FakeCodec, run_controller
+from tests.unit.scripted import THINK_VOCAB, FakeCodec, run_controller
 
-VOCAB = [
-    "a",
-    "b",
-    " ",
-    "\n",
-    "Wait",
-    "<",
-    "Final",
-    " Answer",
-    ":",
-    "</",
-    "think",
-    ">",
-    "<eos>",
-    "ans",
-    " \\boxed{",
-    "{",
-    "}",
-]
+VOCAB = [*THINK_VOCAB, " \\boxed{", "{", "}"]
 TRIGGER = ["</", "think", ">"]
 
 

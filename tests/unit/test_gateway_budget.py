@@ -29,6 +29,7 @@ from server.http.gateway import Gateway, GatewayState, HttpConfig
 from server.http.lifecycle import Lifecycle
 from server.http.metrics import Metrics
 from tests.metrics.scrape import parse, total
+from tests.unit.asgi_fakes import read_all
 
 KEYS = {"sk-alice": "alice", "sk-bob": "bob"}
 ALICE = {"Authorization": "Bearer sk-alice"}
@@ -46,12 +47,7 @@ class FakeServing:
         self.state = SimpleNamespace()
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_all(receive)
         data = json.loads(body) if body else {}
         self.raw.append(body)
         self.bodies.append(data)

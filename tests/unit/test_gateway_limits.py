@@ -22,6 +22,7 @@ from server.http.gateway import Gateway, GatewayState, HttpConfig
 from server.http.lifecycle import Lifecycle
 from server.http.metrics import Metrics
 from server.http.openapi import document_openapi
+from tests.unit.asgi_fakes import read_all
 
 CHAT = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
@@ -44,12 +45,7 @@ class FakeApp:
         self.bodies: list[bytes] = []
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_all(receive)
         self.bodies.append(body)
         self.entered += 1
         if self.gate is not None:
