@@ -11,7 +11,10 @@
 #   - a rebuild after a source change reuses the dependency layer;
 #   - prints the build time and the image size.
 #
-#   bash scripts/image-smoke.sh
+#   bash scripts/image-smoke.sh [all|build|check]
+#
+# `build` makes the base, the wheelhouse and the image; `check` runs the container checks and the
+# rebuild on an image `build` made. CI builds while the tests run and checks after them.
 #
 # Needs root (or sudo) for apt-get, debootstrap and podman. Work files go to build/image/.
 set -euo pipefail
@@ -26,6 +29,14 @@ NAME="s1serve-smoke-$$"
 LOGS="$IMAGE_WORK/smoke"
 PY=python3
 CHECKS=(python3 scripts/image-checks.py)
+PHASE="${1:-all}"
+case "$PHASE" in
+all | build | check) ;;
+*)
+    echo "usage: bash scripts/image-smoke.sh [all|build|check]" >&2
+    exit 2
+    ;;
+esac
 
 say() { echo "image-smoke: $*"; }
 fail() {
@@ -48,16 +59,6 @@ trap cleanup EXIT
 
 image_podman_setup
 mkdir -p "$LOGS"
-bash scripts/image-base.sh "$BASE"
-
-# The wheelhouse is made once per pyproject.toml / setup.sh and reused by every build after.
-stamp="$(cat pyproject.toml scripts/setup.sh scripts/image-wheelhouse.sh | sha256sum | cut -c1-16)"
-if [ "$(cat "$WHEELHOUSE/.inputs" 2>/dev/null)" != "$stamp" ]; then
-    bash scripts/image-wheelhouse.sh "$WHEELHOUSE"
-    echo "$stamp" >"$WHEELHOUSE/.inputs"
-else
-    say "wheelhouse $WHEELHOUSE is up to date"
-fi
 
 BUILD=(podman build --format docker --network host --build-arg S1SERVE_DEVICE=cpu
     --build-arg "PYTHON_IMAGE=$BASE" --build-arg PIP_NO_INDEX=1 --build-context "wheelhouse=$WHEELHOUSE")
@@ -69,10 +70,29 @@ build() { # build TAG CONTEXT LOG: prints the seconds it took
     fi
     echo $((SECONDS - start))
 }
-say "building $TAG"
-build_s="$(build "$TAG" . "$LOGS/build.log")"
+
+if [ "$PHASE" != check ]; then
+    bash scripts/image-base.sh "$BASE"
+
+    # The wheelhouse is made once per pyproject.toml / setup.sh and reused by every build after.
+    stamp="$(cat pyproject.toml scripts/setup.sh scripts/image-wheelhouse.sh | sha256sum | cut -c1-16)"
+    if [ "$(cat "$WHEELHOUSE/.inputs" 2>/dev/null)" != "$stamp" ]; then
+        bash scripts/image-wheelhouse.sh "$WHEELHOUSE"
+        echo "$stamp" >"$WHEELHOUSE/.inputs"
+    else
+        say "wheelhouse $WHEELHOUSE is up to date"
+    fi
+
+    say "building $TAG"
+    build_s="$(build "$TAG" . "$LOGS/build.log")"
+    echo "$build_s" >"$LOGS/build-seconds"
+    say "built $TAG in ${build_s} s; image size $(($(podman image inspect --format '{{.Size}}' "$TAG") / 1000000)) MB"
+fi
+[ "$PHASE" != build ] || exit 0
+
+podman image exists "$TAG" || fail "no image $TAG: run bash scripts/image-smoke.sh build first"
+build_s="$(cat "$LOGS/build-seconds" 2>/dev/null || echo "?")"
 size="$(podman image inspect --format '{{.Size}}' "$TAG")"
-say "built $TAG in ${build_s} s; image size $((size / 1000000)) MB"
 
 port="$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 url="http://127.0.0.1:$port"

