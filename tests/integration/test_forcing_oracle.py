@@ -95,8 +95,8 @@ def test_these_cases_run_on_sessions(oracle: dict[str, Any], tiny: openai.OpenAI
 @pytest.mark.parametrize("name", ["ignore-3", "cap-after-wait", "auto-ignore-2", "exact-fill", "long-wait"])
 def test_harness_profile_streams_the_harness_ids(oracle: dict[str, Any], tiny: openai.OpenAI, name: str) -> None:
     """Streamed under `harness`. The harness never streams (it calls `vllm.LLM.generate`), so the
-    oracle is its whole output: every streamed id, in order, is one of the harness's ids, including
-    the cases whose rounds the cap may cut and which the server holds back until they settle."""
+    oracle is its whole output: the streamed ids, joined in order, are exactly the harness's ids,
+    including the cases whose rounds the cap may cut and which the server holds back until they settle."""
     case = oracle["cases"][name]
     stream = tiny.chat.completions.create(
         model="tiny",

@@ -75,7 +75,8 @@ def build_cases(probe: Any, fixed: dict[str, Any], until: str) -> list[dict[str,
     a0, a1, a2 = probe.ignore_str_starts[:3]
     w, overhead = fixed["wait_len"], fixed["auto_overhead"]
     # Total tokens for the cases whose total is not the point: the probe's thinking (three
-    # ignores, the most any case thinks) and an answer of ANSWER_ROOM tokens.
+    # ignores) and ANSWER_ROOM tokens. A case that thinks a little longer (min-only and
+    # ignore-no-string run on to the next end attempt) still ends its thinking inside the total.
     room = len(probe.thinking) + ANSWER_ROOM
     # A cap in the middle of the round after the first (second) wait: the harness cuts that round.
     after_1 = a0 + w + max(1, (a1 - a0 - w) // 2)
